@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny real GeoTIFFs (rasterio) and tiny real smp models — no mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.transform import from_origin
+
+from segxai_cli.model.checkpoint import ModelInfo, build_model, save_checkpoint
+from segxai_cli.raster.reader import BandStats
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+CRS = "EPSG:32633"
+ORIGIN = (500000.0, 5000000.0)
+
+
+def write_geotiff(
+    path: Path,
+    array: np.ndarray,
+    *,
+    crs: str | None = CRS,
+    transform=None,
+    nodata: float | None = None,
+    pixel_size: float = 0.3,
+) -> Path:
+    """Write a (bands, H, W) or (H, W) array as a tiled GeoTIFF at 0.3 m in UTM 33N."""
+    arr = array if array.ndim == 3 else array[None]
+    count, h, w = arr.shape
+    transform = transform or from_origin(ORIGIN[0], ORIGIN[1], pixel_size, pixel_size)
+    profile = dict(driver="GTiff", width=w, height=h, count=count, dtype=arr.dtype, transform=transform)
+    if crs is not None:
+        profile["crs"] = crs
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if w >= 16 and h >= 16:
+        profile.update(tiled=True, blockxsize=16 * max(1, min(w, h, 256) // 16), blockysize=16 * max(1, min(w, h, 256) // 16))
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr)
+    return path
+
+
+@pytest.fixture
+def make_geotiff(tmp_path):
+    """Factory: ``make_geotiff(name, array, **kw)`` writes into the test's tmp folder."""
+
+    def _make(name: str, array: np.ndarray, **kw) -> Path:
+        return write_geotiff(tmp_path / name, array, **kw)
+
+    return _make
+
+
+def tiny_model_info(in_channels: int = 3, classes: int = 2, tile_size: int = 64) -> ModelInfo:
+    return ModelInfo(
+        arch="Unet",
+        encoder="resnet18",
+        in_channels=in_channels,
+        classes=classes,
+        model_kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+        class_names=["background", "building"] if classes == 2 else None,
+        band_stats=BandStats(tuple([100.0] * in_channels), tuple([50.0] * in_channels)),
+        source_dtype="uint8",
+        tile_size=tile_size,
+    )
+
+
+@pytest.fixture
+def tiny_model():
+    """A tiny, randomly initialised smp U-Net (3 bands, 2 classes) in eval mode, deterministic."""
+    torch.manual_seed(0)
+    info = tiny_model_info()
+    return build_model(info).eval(), info
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_model):
+    model, info = tiny_model
+    return save_checkpoint(tmp_path / "tiny.pt", model, info)

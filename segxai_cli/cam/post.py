@@ -1,0 +1,43 @@
+"""Post-processing shared by all methods: ReLU, resize to the tile, per-image min-max, layer averaging.
+
+Follows the pytorch-grad-cam convention (methods.md). Bilinear resize and min-max commute, so we
+resize first and normalise once; everything is batched on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-7
+
+
+def minmax(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """Per-image min-max to [0, 1] of (B, H, W) maps; a constant map becomes all zeros."""
+    flat = maps.flatten(1)
+    lo = flat.amin(1).view(-1, 1, 1)
+    hi = flat.amax(1).view(-1, 1, 1)
+    return (maps - lo) / (hi - lo + eps)
+
+
+def resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (align_corners=False, no antialias, like cv2.INTER_LINEAR) of (B, h, w)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def postprocess(cam: torch.Tensor, size: tuple[int, int], normalize: bool = True) -> torch.Tensor:
+    """ReLU -> resize to ``size`` -> (optional) per-image min-max. ``cam`` is (B, h, w)."""
+    out = resize(torch.relu(cam.float()), size)
+    return minmax(out) if normalize else out
+
+
+def aggregate(per_layer: Sequence[torch.Tensor], normalize: bool = True) -> torch.Tensor:
+    """Average already post-processed per-layer maps, then min-max again (Mullan & Sonka 'Adapted')."""
+    if len(per_layer) == 1:
+        return per_layer[0]
+    mean = torch.stack(list(per_layer)).mean(0)
+    return minmax(mean) if normalize else mean

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import weakref
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -127,13 +128,112 @@ def resolve_layer(model: nn.Module, name: str) -> LayerRef:
             key = f"{kind}.{i}"
     if key in aliases:
         path, index = aliases[key]
-        return LayerRef(path if index is None else f"{path}[{index}]", modules[path], index)
+        if index is None:
+            return LayerRef(path, modules[path])
+        producer = _encoder_producers(model).get(index)
+        if producer is not None:
+            return LayerRef(producer, modules[producer])
+        if index == _encoder_depth(model):  # nothing in the encoder consumes it: list capture is exact
+            return LayerRef(f"{path}[{index}]", modules[path], index)
+        raise SegxaiError(
+            f"layer alias {name!r}: cannot find the encoder module producing feature map {index}; "
+            "use its dotted module name (see `segxai layers`)"
+        )
     candidates = [n for n in modules if n] + list(aliases)
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
     hint = f"; did you mean: {', '.join(close)}" if close else ""
     raise SegxaiError(
         f"unknown layer {name!r}{hint} (run `segxai layers` to list the layers of this model)"
     )
+
+
+class _Trace(NamedTuple):
+    outputs: dict[str, object]  # module path -> output of its last call
+    producers: dict[int, str]  # id(tensor) -> path of the outermost module that created it
+    calls: dict[str, int]
+
+
+def _trace(model: nn.Module, bands: int, size: int) -> _Trace:
+    """One dummy forward with temporary hooks on every module (removed afterwards).
+
+    A module returning one of its inputs unmodified (Identity, no-op padding; detected with the
+    tensor version counter, so in-place ReLUs still count) is not a producer: a feature map is
+    attributed to the block that computed it, not to a pass-through after it.
+    """
+    outputs: dict[str, object] = {}
+    producers: dict[int, str] = {}
+    calls: dict[str, int] = {}
+
+    versions: dict[str, list[int]] = {}
+
+    def make_pre(mod_name: str):
+        def pre(_mod, inp):
+            versions.setdefault(mod_name, []).append(
+                {id(i): i._version for i in inp if isinstance(i, torch.Tensor)}
+            )
+
+        return pre
+
+    def make_hook(mod_name: str):
+        def hook(_mod, inp, out):
+            outputs[mod_name] = out
+            calls[mod_name] = calls.get(mod_name, 0) + 1
+            before = versions[mod_name].pop()
+            passthrough = isinstance(out, torch.Tensor) and before.get(id(out)) == getattr(out, "_version", None)
+            if isinstance(out, torch.Tensor) and not passthrough:
+                producers[id(out)] = mod_name  # inner modules fire first: the outermost wins
+
+        return hook
+
+    handles = []
+    for n, m in model.named_modules():
+        if n:
+            handles.append(m.register_forward_pre_hook(make_pre(n)))
+            handles.append(m.register_forward_hook(make_hook(n)))
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters(), None)
+        kw = dict(device=p.device, dtype=p.dtype) if p is not None else {}
+        with torch.no_grad():
+            model(torch.zeros(1, bands, size, size, **kw))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return _Trace(outputs, producers, calls)
+
+
+def _input_bands(model: nn.Module) -> int:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            return m.in_channels
+    raise SegxaiError("cannot infer the number of input bands (no Conv2d in the model)")
+
+
+_PRODUCER_CACHE: "weakref.WeakKeyDictionary[nn.Module, dict[int, str]]" = weakref.WeakKeyDictionary()
+
+
+def _encoder_producers(model: nn.Module) -> dict[int, str]:
+    """Encoder feature index -> the encoder submodule producing it (called once), cached per model.
+
+    Hooking that module (not the encoder's output list) matters for gradients: the list element of
+    an intermediate stage was already consumed by the next stage, so a gradient taken at the list
+    would miss that path.
+    """
+    if model in _PRODUCER_CACHE:
+        return _PRODUCER_CACHE[model]
+    stride = int(getattr(model.encoder, "output_stride", 32) or 32)
+    tr = _trace(model, _input_bands(model), max(64, 2 * stride))
+    feats = tr.outputs.get("encoder")
+    found: dict[int, str] = {}
+    if isinstance(feats, (list, tuple)):
+        for i, f in enumerate(feats):
+            name = tr.producers.get(id(f))
+            if name is not None and name.startswith("encoder.") and tr.calls.get(name) == 1:
+                found[i] = name
+    _PRODUCER_CACHE[model] = found
+    return found
 
 
 def _shape_str(out: object) -> str:
@@ -148,53 +248,25 @@ def describe_layers(model: nn.Module, bands: int, tile_size: int) -> list[LayerI
     """Every module with its type, output shape for a (1, bands, tile, tile) input, and aliases.
 
     Runs one dummy forward with temporary hooks (removed afterwards). Encoder aliases are shown on
-    the module that actually produces that encoder feature map (found by tensor identity).
+    the module that produces that encoder feature map.
     """
-    records: dict[str, object] = {}
-    producers: dict[int, str] = {}
-    handles = []
-
-    def make_hook(mod_name: str):
-        def hook(_mod, _inp, out):
-            records[mod_name] = out
-            if isinstance(out, torch.Tensor):
-                producers[id(out)] = mod_name  # the last (outermost) module returning it wins
-
-        return hook
-
-    named = [(n, m) for n, m in model.named_modules() if n]
-    for n, m in named:
-        handles.append(m.register_forward_hook(make_hook(n)))
-    was_training = model.training
-    model.eval()
-    try:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-        with torch.no_grad():
-            model(torch.zeros(1, bands, tile_size, tile_size, device=device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-
+    tr = _trace(model, bands, tile_size)
     alias_of: dict[str, list[str]] = {}
-    for alias, (path, index) in alias_names(model).items():
-        target = path
-        if index is not None:
-            feats = records.get(path)
-            if isinstance(feats, (list, tuple)) and -len(feats) <= index < len(feats):
-                target = producers.get(id(feats[index]), f"{path}[{index}]")
+    for alias in alias_names(model):
+        try:
+            target = resolve_layer(model, alias).name
+        except SegxaiError:
+            continue
         alias_of.setdefault(target, []).append(alias)
-
+    named = [(n, m) for n, m in model.named_modules() if n]
     infos = [
-        LayerInfo(n, type(m).__name__, _shape_str(records.get(n, "not called")), tuple(alias_of.get(n, ())))
+        LayerInfo(n, type(m).__name__, _shape_str(tr.outputs.get(n, "not called")), tuple(alias_of.get(n, ())))
         for n, m in named
     ]
-    # aliases whose producer is not a named module (e.g. an encoder returning a fresh tensor)
-    for target, als in alias_of.items():
-        if target not in records:
+    for target, als in alias_of.items():  # list-element targets (encoder[i]) are not modules
+        if target not in tr.outputs:
             path, _, idx = target.partition("[")
-            feats = records.get(path)
+            feats = tr.outputs.get(path)
             shape = _shape_str(feats[int(idx.rstrip("]"))]) if isinstance(feats, (list, tuple)) else "?"
             infos.append(LayerInfo(target, "encoder feature", shape, tuple(als)))
     return infos

@@ -1,0 +1,166 @@
+"""QGIS layer styles (``.qml``) written beside the outputs: QGIS loads ``<same base name>.qml``
+automatically when the raster is added, so the saliency shows up as a heatmap and the prediction
+with named classes.
+
+- Saliency: ``singlebandpseudocolor`` renderer on band 1 (the first method) with an interpolated
+  colour ramp (transparent at 0, then blue → cyan → yellow → red) over ``[vmin, vmax]`` — [0, 1]
+  for per-scene/per-tile normalised maps.
+- Prediction: ``paletted`` renderer with the checkpoint's class names as labels (the GeoTIFF also
+  carries a colour table, so other GIS tools show the same colours).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from segxai_cli.raster.writer import atomic_write_text
+
+# (position in [0, 1], hex colour, alpha 0-255)
+HEATMAP_STOPS: tuple[tuple[float, str, int], ...] = (
+    (0.00, "#30123b", 0),
+    (0.15, "#4662d7", 140),
+    (0.35, "#1ae4b6", 190),
+    (0.55, "#a4fc3c", 215),
+    (0.75, "#fbb938", 235),
+    (1.00, "#7a0403", 255),
+)
+
+# class index -> RGBA (class 0 = background, transparent); 255 = nodata (not in the table's data range)
+CLASS_COLOURS: tuple[tuple[int, int, int, int], ...] = (
+    (0, 0, 0, 0),
+    (230, 50, 50, 255),
+    (50, 120, 230, 255),
+    (60, 180, 75, 255),
+    (255, 225, 25, 255),
+    (145, 30, 180, 255),
+    (70, 240, 240, 255),
+    (240, 50, 230, 255),
+    (250, 190, 190, 255),
+    (0, 128, 128, 255),
+)
+
+
+def class_colormap(n_classes: int) -> dict[int, tuple[int, int, int, int]]:
+    """Colour table for a uint8 class raster: one entry per class, nodata 255 transparent."""
+    cmap = {}
+    for i in range(max(n_classes, 1)):
+        if i < len(CLASS_COLOURS):
+            cmap[i] = CLASS_COLOURS[i]
+        else:  # deterministic extra colours
+            cmap[i] = ((i * 67) % 256, (i * 151) % 256, (i * 211) % 256, 255)
+    cmap[255] = (0, 0, 0, 0)
+    return cmap
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "#%02x%02x%02x" % tuple(rgb[:3])
+
+
+def heatmap_qml(vmin: float = 0.0, vmax: float = 1.0, band: int = 1, opacity: float = 0.75,
+                label: str = "saliency") -> str:
+    """A QGIS 3 style: singlebandpseudocolor, interpolated ramp over [vmin, vmax]."""
+    if not vmax > vmin:
+        vmax = vmin + 1.0
+    span = vmax - vmin
+    items = "\n".join(
+        f'          <item alpha="{a}" value="{vmin + p * span:.6g}" label="{vmin + p * span:.3g}" color="{c}"/>'
+        for p, c, a in HEATMAP_STOPS
+    )
+    stops = ":".join(
+        f"{p:.2f};{int(c[1:3], 16)},{int(c[3:5], 16)},{int(c[5:7], 16)},{a}" for p, c, a in HEATMAP_STOPS[1:-1]
+    )
+    c1, c2 = HEATMAP_STOPS[0], HEATMAP_STOPS[-1]
+
+    def rgba(stop):
+        _, c, a = stop
+        return f"{int(c[1:3], 16)},{int(c[3:5], 16)},{int(c[5:7], 16)},{a}"
+
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="AllStyleCategories" hasScaleBasedVisibilityFlag="0" minScale="1e+08" maxScale="0">
+  <pipe>
+    <provider>
+      <resampling enabled="false" maxOversampling="2" zoomedInResamplingMethod="nearestNeighbour" zoomedOutResamplingMethod="nearestNeighbour"/>
+    </provider>
+    <rasterrenderer type="singlebandpseudocolor" band="{band}" opacity="{opacity}" alphaBand="-1" classificationMin="{vmin:.6g}" classificationMax="{vmax:.6g}" nodataColor="">
+      <rasterTransparency/>
+      <minMaxOrigin>
+        <limits>None</limits>
+        <extent>WholeRaster</extent>
+        <statAccuracy>Estimated</statAccuracy>
+        <cumulativeCutLower>0.02</cumulativeCutLower>
+        <cumulativeCutUpper>0.98</cumulativeCutUpper>
+        <stdDevFactor>2</stdDevFactor>
+      </minMaxOrigin>
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="{vmin:.6g}" maximumValue="{vmax:.6g}" labelPrecision="3">
+          <colorramp type="gradient" name="[source]">
+            <Option type="Map">
+              <Option type="QString" name="color1" value="{rgba(c1)}"/>
+              <Option type="QString" name="color2" value="{rgba(c2)}"/>
+              <Option type="QString" name="discrete" value="0"/>
+              <Option type="QString" name="rampType" value="gradient"/>
+              <Option type="QString" name="stops" value="{stops}"/>
+            </Option>
+          </colorramp>
+{items}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <huesaturation saturation="0" colorizeOn="0" colorizeRed="255" colorizeGreen="128" colorizeBlue="128" colorizeStrength="100" grayscaleMode="0" invertColors="0"/>
+    <rasterresampler maxOversampling="2"/>
+    <resamplingStage>resamplingFilter</resamplingStage>
+  </pipe>
+  <blendMode>0</blendMode>
+  <customproperties>
+    <Option type="Map">
+      <Option type="QString" name="segxai:layer" value={quoteattr(label)}/>
+    </Option>
+  </customproperties>
+</qgis>
+"""
+
+
+def paletted_qml(class_names: Sequence[str], opacity: float = 0.6) -> str:
+    """A QGIS 3 style for the class raster: paletted renderer, labels = class names."""
+    cmap = class_colormap(len(class_names))
+    entries = "\n".join(
+        f'        <paletteEntry value="{i}" color="{_hex(cmap[i])}" alpha="{cmap[i][3]}" label={quoteattr(str(name))}/>'
+        for i, name in enumerate(class_names)
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22.0" styleCategories="AllStyleCategories" hasScaleBasedVisibilityFlag="0" minScale="1e+08" maxScale="0">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="{opacity}" alphaBand="-1" nodataColor="">
+      <rasterTransparency/>
+      <minMaxOrigin>
+        <limits>None</limits>
+        <extent>WholeRaster</extent>
+        <statAccuracy>Estimated</statAccuracy>
+        <cumulativeCutLower>0.02</cumulativeCutLower>
+        <cumulativeCutUpper>0.98</cumulativeCutUpper>
+        <stdDevFactor>2</stdDevFactor>
+      </minMaxOrigin>
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <huesaturation saturation="0" colorizeOn="0" colorizeRed="255" colorizeGreen="128" colorizeBlue="128" colorizeStrength="100" grayscaleMode="0" invertColors="0"/>
+    <rasterresampler maxOversampling="2"/>
+    <resamplingStage>resamplingFilter</resamplingStage>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+
+
+def write_heatmap_style(raster: Path, vmin: float = 0.0, vmax: float = 1.0, label: str = "saliency") -> Path:
+    """Write ``<raster stem>.qml`` beside ``raster`` (atomically)."""
+    return atomic_write_text(Path(raster).with_suffix(".qml"), heatmap_qml(vmin, vmax, label=label))
+
+
+def write_class_style(raster: Path, class_names: Sequence[str]) -> Path:
+    return atomic_write_text(Path(raster).with_suffix(".qml"), paletted_qml(class_names))

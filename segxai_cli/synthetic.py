@@ -401,7 +401,7 @@ class _CellBuilder:
         self.pads.append(_Pad(r, color, stripes, _bbox(r.corners())))
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=4096)
 def _cell_objects(seed: int, i: int, j: int):
     """Objects of block (i, j): (pads, buildings, trees) in image pixel coordinates."""
     lu0, lu1 = _line(seed, 0, i), _line(seed, 0, i + 1)

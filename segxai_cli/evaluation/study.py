@@ -463,9 +463,9 @@ def run_study(
     dev = resolve_device(device)
     net, info = load_model_any(model, dev)
     n_out = int(info.classes)
-    cfg.validate(n_out)
     tclass = resolve_class(cfg.target_class, info.class_names or [], n_out, info.target_class)
     cfg.target_class = tclass
+    cfg.validate(n_out)
     stats = info.band_stats
     if stats is None:
         warnings.warn("the checkpoint has no band statistics; inputs are used unnormalised (mean 0, std 1)", stacklevel=2)

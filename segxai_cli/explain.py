@@ -479,20 +479,19 @@ def _explain_one(path: Path, outdir: Path, net, info: ModelInfo, opts: ExplainOp
         warnings.simplefilter("always", RegionWarning)
         src = open_raster(path)
     for w in caught:
-        result.warnings.append(str(w.message))
-        log.warning("%s", w.message)
+        _warn(result, str(w.message), w.category)
     with src:
         _check_scene(src, info, opts)
         width, height = src.width, src.height
         crs, transform = src.crs, src.transform
         region, region_warnings = _region_source(src, path, opts, region_mask, vector, vector_layer, bbox)
-        result.warnings.extend(region_warnings)
+        for msg in region_warnings:
+            _warn(result, msg, RegionWarning)
         src_dtype = src.dtypes[0]
     if info.source_dtype and src_dtype != info.source_dtype:
         msg = (f"{path}: scene is {src_dtype} but the model was trained on {info.source_dtype} imagery; "
                "results may be meaningless")
-        result.warnings.append(msg)
-        log.warning("%s", msg)
+        _warn(result, msg, UserWarning)
 
     cfg = PipelineConfig(
         tile=opts.tile_size, overlap=overlap_from_fraction(opts.tile_size, opts.overlap), bidx=opts.bands,
@@ -573,6 +572,12 @@ def _explain_one(path: Path, outdir: Path, net, info: ModelInfo, opts: ExplainOp
     return result
 
 
+def _warn(result: SceneResult, msg: str, category: type[Warning] = UserWarning) -> None:
+    """Record a warning in the result and emit it (the CLI shows warnings as one log line)."""
+    result.warnings.append(msg)
+    warnings.warn(msg, category, stacklevel=3)
+
+
 def _check_scene(src, info: ModelInfo, opts: ExplainOptions) -> None:
     bad = [b for b in opts.bands if b < 1 or b > src.count]
     if bad:
@@ -598,8 +603,6 @@ def _region_source(src, path: Path, opts: ExplainOptions, region_mask, vector, v
         return None, msgs
     if not region.any_in_scene(src.width, src.height):
         msgs.append(f"{path}: no {region.describe()} geometry overlaps the scene; saliency is all zero")
-    for m in msgs:
-        log.warning("%s", m)
     return region, msgs
 
 

@@ -42,6 +42,16 @@ def register(app: typer.Typer) -> None:
     app.command("explain", help=HELP, no_args_is_help=True)(explain)
 
 
+def _warnings_as_log_lines() -> None:
+    """Python warnings (no CRS, region outside the scene…) as one ``WARNING: msg`` line on stderr."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        log.warning("%s", message)
+
+    warnings.showwarning = show
+
+
 def explain(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="GeoTIFF files, folders or globs."),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder (created if missing)."),
@@ -90,6 +100,7 @@ def explain(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only errors on stderr; no progress bars."),
 ) -> None:
     setup_logging(verbose, quiet)
+    _warnings_as_log_lines()
     if overwrite and skip_existing:
         raise typer.BadParameter("use either --overwrite or --skip-existing, not both", param_hint="--overwrite")
     bbox_vals = None

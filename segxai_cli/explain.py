@@ -469,7 +469,7 @@ def _explain_one(path: Path, outdir: Path, net, info: ModelInfo, opts: ExplainOp
             raise OutputError(
                 f"{existing[0]}: exists (use --overwrite to replace, or --skip-existing to skip complete scenes)"
             )
-    for final in (paths.saliency, paths.prediction, *paths.all()):
+    for final in paths.all():
         remove_stale_temps(final)
     # The record is the completion marker: remove it before anything is replaced.
     paths.record.unlink(missing_ok=True)

@@ -14,11 +14,9 @@ from segxai_cli.errors import SegxaiError
 
 log = logging.getLogger("segxai")
 
-HELP = """Explain a segmentation model on GeoTIFF scenes: one saliency COG (one band per method),
-a class-raster COG, QGIS styles and a scene record per input, plus a run manifest and CSV.
+HELP = """Explain a segmentation model on GeoTIFF scenes: one saliency COG (one band per method), a class-raster COG, QGIS styles and a scene record per input, plus a run manifest and CSV.
 
-INPUT: files, folders (their .tif/.tiff) or globs. Exit code 0 when every input succeeded (or was
-skipped as complete), 1 when some failed (the others are still processed), 2 for usage errors.
+INPUT: files, folders (their .tif/.tiff) or globs. Exit code 0 when every input succeeded (or was skipped as complete), 1 when some failed (the others are still processed), 2 for usage errors.
 
 \b
 Outputs in OUTDIR for input <stem>.tif:

@@ -129,6 +129,7 @@ class StreamingWriter:
         overview_resampling: str = "average",
         cog_blocksize: int = 512,
         threads: int | None = None,
+        cache_mb: int = 256,
     ) -> None:
         compress = (compress or "none").lower()
         if compress not in COMPRESSIONS:
@@ -145,6 +146,7 @@ class StreamingWriter:
         self.overview_resampling = overview_resampling
         self.cog_blocksize = cog_blocksize
         self.threads = threads
+        self.cache_mb = cache_mb
         self.tmp = temp_name(self.path, "part.tif")
         self.tmp_cog = temp_name(self.path, "cog.tif")
         self.tmp_vrt = temp_name(self.path, "vrt")
@@ -255,7 +257,9 @@ class StreamingWriter:
                 opts["PREDICTOR"] = "YES"
             if self.threads:
                 opts["NUM_THREADS"] = str(self.threads)
-            with warnings.catch_warnings():
+            # GDAL's block cache defaults to 5 % of the RAM; bounded here so that converting a huge
+            # scene does not fill it with source blocks (peak memory independent of the scene size).
+            with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=self.cache_mb * 1024 * 1024):
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 rasterio.shutil.copy(source, str(self.tmp_cog), driver="COG", **opts)
             remove_stale_sidecars(self.path)

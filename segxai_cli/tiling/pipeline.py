@@ -373,7 +373,7 @@ def run_scene(
                 raise item
             batch: _Batch = item
             t1 = time.perf_counter()
-            values = None
+            values = valid = None
             if batch.images is not None:
                 images = batch.images.to(dev, non_blocking=True)
                 valid = batch.valid.to(dev, non_blocking=True)
@@ -408,7 +408,7 @@ def run_scene(
                     current_row = r0
                 if e.index >= 0:
                     acc.add(r0, c0, values[e.index, :, :h, :w], weights.window(r0, c0))
-                    acc.mark_valid(r0, c0, batch.valid[e.index, :h, :w])
+                    acc.mark_valid(r0, c0, valid[e.index, :h, :w])
                     stats.tiles_computed += 1
                 elif e.valid is not None:
                     acc.mark_valid(r0, c0, torch.from_numpy(e.valid))

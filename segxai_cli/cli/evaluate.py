@@ -152,7 +152,8 @@ def run_command(
         "rows": len(result.rows), "tiles": sum(s["tiles"] - s["skipped_nodata_tiles"] for s in result.scenes),
         "skipped_nodata_tiles": sum(s["skipped_nodata_tiles"] for s in result.scenes),
         "empty_target_rows": sum(1 for r in result.rows if r["empty_target"]),
-        "target_source": sources, "model_forward_images": result.forwards, "seconds": round(seconds, 2),
+        "target_source": sources, "model_forward_images": result.forwards,
+        "deduplicated_inputs": result.deduplicated, "seconds": round(seconds, 2),
         "device": str(device), "torch": torch.__version__, "python": platform.python_version(),
         "outputs": {k: str(v) for k, v in paths.items()},
     }

@@ -204,7 +204,9 @@ def evaluate_batch(
         outs = []
         with torch.no_grad():
             for s in range(0, batch.shape[0], cfg.chunk):
-                outs.append(_forward(model, batch[s:s + cfg.chunk]))
+                # channels_last input: ~1.5x faster convolutions on CPU (oneDNN), same results to ~1e-6
+                part = batch[s:s + cfg.chunk].contiguous(memory_format=torch.channels_last)
+                outs.append(_forward(model, part))
         n_fwd += batch.shape[0]
         return torch.cat(outs)
 

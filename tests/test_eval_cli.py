@@ -201,3 +201,19 @@ def test_library_api(scene, tiny_model):
                            layers=["decoder.last"], thresholds=[0.2, 0.4], curve_steps=0, device="cpu", max_tiles=1)
     assert len(rows) == 1 * 2 * 2 * 3
     assert rows[0]["scene"] == "s1" and rows[0]["target_source"] == "ground_truth"
+
+
+def test_binary_sigmoid_model(scene):
+    import torch
+
+    from conftest import tiny_model_info
+    from segxai_cli.model.checkpoint import build_model
+
+    torch.manual_seed(1)
+    info = tiny_model_info(classes=1)
+    model = build_model(info).eval()
+    rows = evaluate_scenes([scene / "s1.tif"], masks=scene, model=(model, info), methods=["gradcam"],
+                           thresholds=[0.3], curve_steps=2, device="cpu", max_tiles=1)
+    assert len(rows) == 3 and rows[0]["target_class"] == 1
+    r = rows[0]
+    assert 0.0 <= r["entropy_full"] <= 1.0 and 0.0 <= r["confidence_full"] <= 1.0

@@ -223,6 +223,13 @@ def test_ablation_suffix_equals_full_forward(net, x):
     torch.testing.assert_close(fast["ablationcam"], slow["ablationcam"], atol=1e-5, rtol=0)
 
 
+def test_ablation_linear_next_conv_equals_plain_suffix(net, x):
+    for layer in ["decoder.blocks.0", "decoder.blocks.1"]:
+        lin = explain_batch(net, x, layer, ["ablationcam"], target_class=1, ablation_chunk=5, normalize=False)
+        plain = explain_batch(net, x, layer, ["ablationcam"], target_class=1, ablation_linear=False, normalize=False)
+        torch.testing.assert_close(lin["ablationcam"], plain["ablationcam"], atol=1e-5, rtol=1e-4)
+
+
 def test_score_chunk_does_not_change_result(net, x):
     a = explain_batch(net, x, "decoder.blocks.1", ["scorecam"], target_class=1, score_chunk=5)
     b = explain_batch(net, x, "decoder.blocks.1", ["scorecam"], target_class=1, score_chunk=64)
@@ -292,3 +299,9 @@ def test_cuda_autocast(dtype):
     for k in ALL:
         assert out[k].dtype == torch.float32 and torch.isfinite(out[k]).all(), k
         assert torch.corrcoef(torch.stack([ref[k].flatten(), out[k].flatten()]))[0, 1] > 0.9, k
+
+
+def test_layer_with_list_output_is_a_clear_error(net, x):
+    with pytest.raises(SegxaiError, match="not a feature map"):
+        explain_batch(net, x, "encoder", ["gradcam"])
+    assert all(not m._forward_hooks for m in net.modules())

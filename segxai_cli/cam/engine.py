@@ -142,6 +142,11 @@ class _Capture:
     def _hook(self, i: int, ref: LayerRef):
         def hook(_mod, _inp, out):
             t = _select(out, ref.index)
+            if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+                raise SegxaiError(
+                    f"layer {ref.name} outputs {type(t).__name__}, not a feature map; pick a module "
+                    "returning a (B, K, h, w) tensor (see `segxai layers`; e.g. encoder.N, decoder.N)"
+                )
             # Downstream of an earlier target it already requires grad: keep it in the graph so
             # the earlier layer's gradient still flows through it. Otherwise start the graph here.
             a = t if t.requires_grad else t.detach().requires_grad_(self.need_grad)

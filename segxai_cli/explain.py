@@ -69,6 +69,7 @@ log = logging.getLogger("segxai")
 DEFAULT_METHODS = ("gradcam",)
 DEFAULT_LAYER = "decoder.last"
 SALIENCY_NODATA = float("nan")
+GDAL_CACHE_MB = 128
 MANIFEST_NAME = "segxai_manifest.json"
 CSV_NAME = "segxai_scenes.csv"
 RECORD_FORMAT = "segxai-scene"
@@ -445,6 +446,19 @@ def is_complete(paths: OutputPaths) -> Optional[dict]:
 def _explain_one(path: Path, outdir: Path, net, info: ModelInfo, opts: ExplainOptions, dev: torch.device, *,
                  region_mask=None, vector=None, vector_layer=None, bbox=None, overwrite=False,
                  skip_existing=False, progress=False) -> SceneResult:
+    # GDAL's block cache defaults to 5 % of the RAM and would fill with input blocks as the scene is
+    # read: capped (globally, restored afterwards) so that memory does not grow with the scene size.
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+        return _explain_one_capped(path, outdir, net, info, opts, dev, region_mask=region_mask, vector=vector,
+                                   vector_layer=vector_layer, bbox=bbox, overwrite=overwrite,
+                                   skip_existing=skip_existing, progress=progress)
+
+
+def _explain_one_capped(path: Path, outdir: Path, net, info: ModelInfo, opts: ExplainOptions, dev: torch.device, *,
+                        region_mask=None, vector=None, vector_layer=None, bbox=None, overwrite=False,
+                        skip_existing=False, progress=False) -> SceneResult:
     t0 = time.perf_counter()
     stem = path.stem
     paths = OutputPaths.for_stem(outdir, stem)

@@ -291,3 +291,19 @@ def test_shards_split_inputs_deterministically(tmp_path, make_geotiff):
     assert paths_glob == paths
     _, failures = expand_inputs([str(tmp_path / "nomatch*.tif")])
     assert failures and "no files match" in failures[0].error
+
+
+def test_truncated_geotiff_fails_cleanly(tmp_path, make_geotiff, tiny_model):
+    scene, _ = _scene(make_geotiff, size=(256, 256))
+    data = scene.read_bytes()
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="broken.tif"):
+        explain_scene(broken, tmp_path / "out", model=tiny_model)
+    assert list((tmp_path / "out").iterdir()) == []  # temp files removed, nothing under final names
+
+
+def test_band_index_out_of_range(tmp_path, make_geotiff, tiny_model):
+    scene, _ = _scene(make_geotiff, size=(64, 64))
+    with pytest.raises(InputError, match=r"bands 1,2,5"):
+        explain_scene(scene, tmp_path / "out", model=tiny_model, bands=[1, 2, 5])

@@ -351,6 +351,7 @@ def explain_scene(
     net, info = resolve_model(model, dev)
     opts = _resolve_options(info, dev, methods, layer, target_class, bands, tile_size, overlap, normalize,
                             use_probs, batch_size, autocast, region_mask, vector, vector_layer, bbox, compress)
+    _check_layers(net, opts.layers)
     outdir = prepare_outdir(outdir)
     result = _explain_one(Path(input), outdir, net, info, opts, dev, region_mask=region_mask, vector=vector,
                           vector_layer=vector_layer, bbox=bbox, overwrite=overwrite,
@@ -406,6 +407,14 @@ def _resolve_options(info, dev, methods, layer, target_class, bands, tile_size, 
         overlap=float(overlap), normalize=normalize, use_probs=bool(use_probs), batch_size=int(batch_size),
         device=str(dev), autocast=autocast, region=region, compress=compress,
     )
+
+
+def _check_layers(net, layers: Sequence[str]) -> None:
+    """Fail early (once, not per input) on a layer name the model does not have."""
+    from segxai_cli.model.layers import resolve_layer
+
+    for name in layers:
+        resolve_layer(net, name)
 
 
 def prepare_outdir(outdir: Union[str, Path]) -> Path:
@@ -804,6 +813,7 @@ def explain_scenes(
     )
     if kwargs:
         raise TypeError(f"unexpected arguments: {', '.join(kwargs)}")
+    _check_layers(net, opts.layers)
     outdir = prepare_outdir(outdir)
     paths, results = expand_inputs(inputs)
     if not paths and not results:

@@ -228,7 +228,13 @@ def explain_batch(
     min-max normalised again). ``region``: bool (B, H, W) pixels whose score is explained; None =
     predicted mask of ``target_class``. ``normalize=False`` keeps ReLU + resize only (for stitching).
     Extra options: ``xres_pool`` (2), ``xres_mode`` ('avg'|'max'), ``score_chunk`` (32),
-    ``ablation_chunk`` (32), ``ablation_suffix`` (True: re-run only the smp U-Net decoder suffix).
+    ``ablation_chunk`` (32), ``ablation_suffix`` (True: re-run only the smp U-Net decoder suffix),
+    ``ablation_linear`` (True: and skip the next block's first conv by linearity).
+    ``autocast``: None, 'bf16' or 'fp16' (forward under torch.autocast; maps are float32).
+    ``batch_chunk``: process the batch in slices of this many images (memory bound).
+
+    Host syncs: one per batch to decide whether to warn about empty regions, plus one per
+    Score-CAM layer to find the non-constant channels; no per-image or per-channel ``.item()``.
     """
     methods = _check_methods(methods)
     layers = [layer] if isinstance(layer, str) else list(layer)

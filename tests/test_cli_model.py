@@ -35,3 +35,29 @@ def test_bad_checkpoint_is_one_line_error(tmp_path):
     assert res.exit_code == 1
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.output
+
+
+def test_import_plain_state_dict(tmp_path, tiny_model, make_geotiff):
+    import numpy as np
+    import torch
+
+    from segxai_cli.model.checkpoint import load_checkpoint
+
+    model, info = tiny_model
+    sd = tmp_path / "plain.pth"
+    torch.save(model.state_dict(), sd)
+    scene = make_geotiff("s.tif", np.stack([np.full((32, 32), v, np.uint8) for v in (10, 20, 30)]))
+    out = tmp_path / "wrapped.pt"
+    args = ["import", str(sd), "-o", str(out), "--arch", "Unet", "--encoder", "resnet18", "--classes", "2",
+            "--encoder-depth", "3", "--decoder-channels", "32,16,8", "--tile-size", "64"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "band statistics needed" in res.output and not out.exists()
+    res = runner.invoke(app, args + ["--stats-from", str(scene), "--class-names", "bg,building"])
+    assert res.exit_code == 0, res.output
+    net, meta = load_checkpoint(out)
+    assert meta.band_stats.mean == (10.0, 20.0, 30.0) and meta.class_names == ["bg", "building"]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(x), model(x))
+    res = runner.invoke(app, args + ["--band-mean", "1,2,3", "--band-std", "1,1,1"])
+    assert res.exit_code == 1 and "exists" in res.output

@@ -40,7 +40,7 @@ app = typer.Typer(
 
 # Subcommand modules, in the order they appear in --help. A module that is absent is skipped, so
 # the app works while features are being added.
-SUBCOMMANDS = ("explain", "evaluate", "sweep", "train", "layers", "synth", "info")
+SUBCOMMANDS = ("explain", "evaluate", "sweep", "train", "layers", "info", "import_model", "synth")
 
 
 def _version(value: bool) -> None:

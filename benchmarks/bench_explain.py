@@ -147,7 +147,7 @@ def peak_rss(args, size: int, encoder: str) -> dict:
     child = json.loads(proc.stdout.strip().splitlines()[-1])
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # RUSAGE_CHILDREN is the max over finished children: valid as long as this child is the largest so far
-    return {"scene": f"{size}x{size}", "encoder": encoder, "methods": args.rss_methods,
+    return {"scene": f"{size}x{size}", "methods": args.rss_methods,
             "peak_rss_mb": max(rss, before) / 1024, "child_self_mb": child["self_maxrss_mb"],
             "seconds": child["seconds"], "tiles": child["tiles"], "model": child["model"]}
 
@@ -191,7 +191,7 @@ def main() -> None:
     for size in [int(s) for s in args.rss_sizes.split(",") if s]:
         r = peak_rss(args, size, args.rss_encoder or args.encoder)
         results["rss"].append(r)
-        print(f"  peak RSS {r['scene']} ({r['encoder']}, {r['methods']}): {r['peak_rss_mb']:.0f} MB "
+        print(f"  peak RSS {r['scene']} ({r['model']}, {r['methods']}): {r['peak_rss_mb']:.0f} MB "
               f"in {r['seconds']:.0f} s, {r['tiles']} tiles")
     print(json.dumps(results, indent=1, default=str))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import math
 
 import numpy as np
@@ -328,3 +329,24 @@ def test_bad_options_fail_before_any_file(make_geotiff, tmp_path):
         with pytest.raises(SegxaiError, match=msg):
             train_model(tmp_path / "a.tif", tmp_path, out / "m.pt", **{**TINY, **kw})
         assert list(out.iterdir()) == []
+
+
+def test_fine_tune_from_init_checkpoint(make_geotiff, tmp_path):
+    make_pair(make_geotiff, "a")
+    (tmp_path / "o").mkdir()
+    first = train_model(tmp_path / "a.tif", tmp_path, tmp_path / "o" / "m1.pt", seed=1, **TINY)
+    # architecture, bands and statistics come from the init checkpoint (the encoder argument is ignored)
+    second = train_model(tmp_path / "a.tif", tmp_path, tmp_path / "o" / "m2.pt", seed=1, init=first.path,
+                         **{**TINY, "encoder": "resnet34", "lr": 1e-4})
+    info = load_checkpoint(second.path)[1]
+    assert info.encoder == "resnet18" and info.band_stats == first.info.band_stats
+    assert info.provenance["init"]["file"] == "m1.pt"
+    assert info.provenance["init"]["provenance"]["seed"] == 1
+    # the weights started from the first model: they moved only a little
+    w1 = first.model.state_dict()["segmentation_head.0.weight"]
+    w2 = second.model.state_dict()["segmentation_head.0.weight"]
+    assert not torch.equal(w1, w2) and (w1 - w2).abs().max() < 0.1 * w1.abs().max()
+    # checkpoints get ordinary permissions (not mkstemp's 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (second.path.stat().st_mode & 0o777) == (0o666 & ~umask)

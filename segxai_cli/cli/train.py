@@ -68,6 +68,7 @@ def train_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (training is deterministic for a seed on the CPU)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     bidx: Optional[str] = typer.Option(None, "-b", "--bidx", help="1-based bands to train on, e.g. 1,2,3 (default: all)."),
+    init: Optional[Path] = typer.Option(None, "--init", metavar="CHECKPOINT", help="Start from this segxai checkpoint's weights (fine-tune); its architecture, encoder, classes, bands and normalisation are used and --arch/--encoder/--encoder-depth/--decoder-channels/--classes/--class-names are ignored."),
     log_file: Optional[Path] = typer.Option(None, "--log", help="CSV log path (default <model stem>_log.csv next to MODEL)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing MODEL (and log)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only errors."),
@@ -101,7 +102,7 @@ def train_command(
         epochs=epochs, tile_size=tile_size, crop_size=crop_size, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
         device=device, bidx=parse_bidx(bidx), samples_per_epoch=samples_per_epoch, loss=loss, schedule=schedule,
         min_valid=min_valid, overwrite=overwrite, log_path=log_file, progress=show_progress(quiet), on_epoch=on_epoch,
-        extra_provenance={"command": _command_line()},
+        extra_provenance={"command": _command_line()}, init=init,
     )
     iou = result.best_iou
     what = result.info.provenance.get("selected_by", "val_iou").replace("_iou", " IoU")

@@ -143,10 +143,17 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_checkpoint(

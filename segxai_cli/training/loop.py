@@ -32,7 +32,14 @@ from torch import nn
 from segxai_cli import __version__
 from segxai_cli.device import resolve_device
 from segxai_cli.errors import InputError, OutputError, SegxaiError
-from segxai_cli.model.checkpoint import ModelInfo, build_model, default_class_names, file_sha256, save_checkpoint
+from segxai_cli.model.checkpoint import (
+    ModelInfo,
+    build_model,
+    default_class_names,
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+)
 from segxai_cli.raster.reader import compute_band_stats
 from segxai_cli.training.sampler import IGNORE_INDEX, WindowSampler, match_pairs, n_batches, validate_pairs
 
@@ -129,14 +136,27 @@ def train_model(
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     extra_provenance: dict[str, Any] | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train a segmentation model on scene/mask pairs and write the best checkpoint to ``output``.
 
     IMAGES/MASKS follow :func:`segxai_cli.training.sampler.match_pairs`. Deterministic for a given
     ``seed`` on the CPU. Returns a :class:`TrainResult` whose ``model`` holds the best weights (the
     ones saved), in eval mode.
+
+    ``init`` starts from the weights of a segxai checkpoint (fine-tuning); its architecture, encoder,
+    model kwargs, classes, class names, bands and normalisation statistics are used, and the
+    corresponding arguments are ignored.
     """
     # ---- options and output: checked before touching the data ---------------------------------------
+    init_model = init_info = None
+    if init is not None:
+        init_model, init_info = load_checkpoint(init)
+        arch, encoder, classes = init_info.arch, init_info.encoder, init_info.classes
+        model_kwargs, class_names = dict(init_info.model_kwargs), list(init_info.class_names)
+        if bidx and len(bidx) != init_info.in_channels:
+            raise SegxaiError(f"--bidx: {len(bidx)} band(s) given but --init model {init} takes {init_info.in_channels}")
+        bidx = list(bidx) if bidx else list(init_info.bands)
     _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_epoch, loss, schedule, min_valid)
     class_names = resolve_class_names(classes, class_names)
     output = check_output(output, overwrite=overwrite, what="model")
@@ -170,7 +190,13 @@ def train_model(
     )
     torch.manual_seed(seed)
     model = build_model(info)  # validates arch/encoder/kwargs; never downloads weights
-    stats = compute_band_stats([p.image for p in pairs], bands)
+    if init_model is not None:
+        model.load_state_dict(init_model.state_dict())
+        del init_model
+    if init_info is not None and init_info.band_stats is not None:
+        stats = init_info.band_stats  # the weights expect the inputs normalised as before
+    else:
+        stats = compute_band_stats([p.image for p in pairs], bands)
     info.band_stats = stats
     sampler = WindowSampler(pairs, bands, stats, tile_size=tile_size, val_fraction=val_fraction, seed=seed, min_valid=min_valid,
         crop_size=crop_size,
@@ -203,6 +229,10 @@ def train_model(
         "device": dev.type,
         **(extra_provenance or {}),
     }
+    if init_info is not None:
+        provenance["init"] = {
+            "file": Path(init_info.path).name, "sha256": (init_info.sha256 or "")[:12], "provenance": init_info.provenance,
+        }
 
     history: list[dict[str, float]] = []
     best_iou, best_epoch, best_state = -math.inf, 0, None

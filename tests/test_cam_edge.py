@@ -111,6 +111,36 @@ def test_empty_region_gives_zero_map_and_warning(net, x):
         torch.testing.assert_close(out[m][1], alone[m][0], atol=1e-4, rtol=0, msg=m)
 
 
+def test_empty_region_warning_has_its_own_category(net, x):
+    from segxai_cli.cam import EmptyRegionWarning
+
+    with pytest.warns(EmptyRegionWarning):
+        explain_batch(net, x, "decoder.blocks.1", ["gradcam"], region=torch.zeros(2, 32, 32, dtype=torch.bool))
+
+
+def test_return_logits_is_the_shared_forward(net, x):
+    maps, logits = explain_batch(net, x, "decoder.blocks.1", ["gradcam"], return_logits=True)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, net(x))
+    chunked, logits2 = explain_batch(net, x, "decoder.blocks.1", ["gradcam"], return_logits=True, batch_chunk=1)
+    torch.testing.assert_close(logits2, logits)
+    torch.testing.assert_close(chunked["gradcam"], maps["gradcam"], atol=1e-4, rtol=0)
+
+
+def test_valid_restricts_the_region(net, x):
+    """Pixels outside `valid` (nodata, padding) never count: same as passing the restricted region."""
+    with torch.no_grad():
+        pred = predict_region(net(x), 1)
+    valid = torch.ones(2, 32, 32, dtype=torch.bool)
+    valid[:, :, 16:] = False
+    a = explain_batch(net, x, "decoder.blocks.1", ALL, valid=valid)
+    b = explain_batch(net, x, "decoder.blocks.1", ALL, region=pred & valid)
+    for m in ALL:
+        torch.testing.assert_close(a[m], b[m], atol=1e-5, rtol=0, msg=m)
+    c = explain_batch(net, x, "decoder.blocks.1", ["gradcam"])
+    assert not torch.allclose(a["gradcam"], c["gradcam"])
+
+
 def test_no_warning_when_region_present(net, x):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

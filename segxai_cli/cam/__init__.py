@@ -3,6 +3,7 @@
 from segxai_cli.cam.engine import (
     GRADIENT_METHODS,
     METHODS,
+    EmptyRegionWarning,
     PERTURBATION_METHODS,
     explain_batch,
     predict_region,
@@ -12,6 +13,7 @@ from segxai_cli.cam.gradient import GRADIENT_REGISTRY, register
 from segxai_cli.cam.post import aggregate, minmax, postprocess
 
 __all__ = [
+    "EmptyRegionWarning",
     "GRADIENT_METHODS",
     "GRADIENT_REGISTRY",
     "METHODS",

@@ -29,6 +29,10 @@ ACTIVATION_METHODS: tuple[str, ...] = ("eigencam",)
 METHODS: tuple[str, ...] = GRADIENT_METHODS + PERTURBATION_METHODS + ACTIVATION_METHODS
 
 
+class EmptyRegionWarning(UserWarning):
+    """Some images of a batch had no target pixels; their maps are all zero (filter by category)."""
+
+
 # ----------------------------------------------------------------------------- targets
 def _check_class(n_out: int, target_class: int) -> None:
     valid = (0, 1) if n_out == 1 else tuple(range(n_out))
@@ -220,8 +224,10 @@ def explain_batch(
     use_probs: bool = False,
     autocast: Any = None,
     batch_chunk: Optional[int] = None,
+    valid: Optional[torch.Tensor] = None,
+    return_logits: bool = False,
     **opts: Any,
-) -> dict[str, torch.Tensor]:
+) -> Union[dict[str, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """CAM maps for a batch of tiles: method name -> float32 (B, H, W) on the images' device.
 
     ``layer``: a module path / alias or a list (maps are post-processed per layer, averaged and
@@ -232,6 +238,10 @@ def explain_batch(
     ``ablation_linear`` (True: and skip the next block's first conv by linearity).
     ``autocast``: None, 'bf16' or 'fp16' (forward under torch.autocast; maps are float32).
     ``batch_chunk``: process the batch in slices of this many images (memory bound).
+    ``valid``: bool (B, H, W) pixels that may be explained at all (not nodata, not padding); the
+    region, given or predicted, is restricted to them.
+    ``return_logits``: also return the model's logits of the shared forward, ``(maps, logits)``, so
+    callers that need the prediction do not run the model twice.
 
     Host syncs: one per batch to decide whether to warn about empty regions, plus one per
     Score-CAM layer to find the non-constant channels; no per-image or per-channel ``.item()``.
@@ -243,27 +253,39 @@ def explain_batch(
     refs = [resolve_layer(model, name) for name in layers]
     if images.ndim != 4:
         raise SegxaiError(f"images must be (B, bands, H, W), got shape {tuple(images.shape)}")
-    if region is not None:
-        region = region.to(device=images.device, dtype=torch.bool)
-        if region.shape != (images.shape[0], *images.shape[-2:]):
-            raise SegxaiError(
-                f"region must be (B, H, W) = {(images.shape[0], *images.shape[-2:])}, got {tuple(region.shape)}"
-            )
+    region = _pixel_mask(region, images, "region")
+    valid = _pixel_mask(valid, images, "valid")
     args = dict(methods=methods, target_class=target_class, normalize=normalize,
                 use_probs=use_probs, autocast=autocast, opts=opts)
     B = images.shape[0]
-    if batch_chunk is None or batch_chunk >= B:
-        return _explain(model, images, refs, region=region, **args)
+    step = B if batch_chunk is None or batch_chunk >= B else int(batch_chunk)
     parts = [
-        _explain(model, images[i:i + batch_chunk], refs,
-                 region=None if region is None else region[i:i + batch_chunk], **args)
-        for i in range(0, B, batch_chunk)
+        _explain(model, images[i:i + step], refs,
+                 region=None if region is None else region[i:i + step],
+                 valid=None if valid is None else valid[i:i + step], **args)
+        for i in range(0, B, step)
     ]
-    return {m: torch.cat([p[m] for p in parts]) for m in methods}
+    if len(parts) == 1:
+        maps, logits = parts[0]
+    else:
+        maps = {m: torch.cat([p[0][m] for p in parts]) for m in methods}
+        logits = torch.cat([p[1] for p in parts])
+    return (maps, logits) if return_logits else maps
 
 
-def _explain(model, images, refs, *, methods, target_class, region, normalize, use_probs,
-             autocast, opts) -> dict[str, torch.Tensor]:
+def _pixel_mask(mask: Optional[torch.Tensor], images: torch.Tensor, name: str) -> Optional[torch.Tensor]:
+    if mask is None:
+        return None
+    mask = mask.to(device=images.device, dtype=torch.bool)
+    if mask.shape != (images.shape[0], *images.shape[-2:]):
+        raise SegxaiError(
+            f"{name} must be (B, H, W) = {(images.shape[0], *images.shape[-2:])}, got {tuple(mask.shape)}"
+        )
+    return mask
+
+
+def _explain(model, images, refs, *, methods, target_class, region, valid, normalize, use_probs,
+             autocast, opts) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     grad_methods = [m for m in methods if m in GRADIENT_REGISTRY]
     need_grad = bool(grad_methods)
     cap = _Capture(refs, need_grad)
@@ -279,22 +301,26 @@ def _explain(model, images, refs, *, methods, target_class, region, normalize, u
             raise SegxaiError(f"layer(s) {', '.join(missing)} were not used in the model's forward pass")
         if region is None:
             region = predict_region(logits.detach(), target_class)
+        if valid is not None:
+            region = region & valid
         y = target_scores(logits, region, target_class, use_probs)
         grads: list[Optional[torch.Tensor]] = [None] * len(refs)
         if need_grad and y.requires_grad:
             grads = list(torch.autograd.grad(y.sum(), cap.acts, allow_unused=True))
         acts = [a.detach().float() for a in cap.acts]
         grads = [torch.zeros_like(a) if g is None else g.float() for a, g in zip(acts, grads)]
-        ps = Pass(model, images, refs, acts, logits.detach().float(), region, y.detach(),
+        logits = logits.detach()
+        ps = Pass(model, images, refs, acts, logits.float(), region, y.detach(),
                   target_class, use_probs, autocast, cap.extra, opts)
-        del out, logits, cap
+        del out, cap
 
         empty = ~region.flatten(1).any(1)
         if bool(empty.any()):  # one host sync per batch, needed to warn
             warnings.warn(
                 f"empty target region (class {target_class}) for {int(empty.sum())} image(s); "
                 "their CAM maps are all zero",
-                stacklevel=3,
+                EmptyRegionWarning,
+                stacklevel=4,
             )
         keep = (~empty).to(torch.float32)[:, None, None]
         size = tuple(images.shape[-2:])
@@ -305,7 +331,7 @@ def _explain(model, images, refs, *, methods, target_class, region, normalize, u
                 raw = _raw_map(m, ps, i, grads[i])
                 per_layer.append(postprocess(raw * keep, size, normalize))
             result[m] = aggregate(per_layer, normalize).to(torch.float32) * keep
-    return result
+    return result, logits
 
 
 def _raw_map(method: str, ps: Pass, i: int, g: torch.Tensor) -> torch.Tensor:

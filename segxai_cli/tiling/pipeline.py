@@ -240,29 +240,6 @@ class _Writer(threading.Thread):
             raise self.error
 
 
-class _LogitsHook:
-    """Captures the model's first output of a call (the engine's forward) without a second forward."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self.model = model
-        self.out: Optional[torch.Tensor] = None
-        self.handle = None
-
-    def __enter__(self) -> "_LogitsHook":
-        self.out = None
-
-        def hook(_m, _i, out):
-            if self.out is None:
-                o = out[0] if isinstance(out, (tuple, list)) else (out["out"] if isinstance(out, dict) else out)
-                self.out = o.detach()
-
-        self.handle = self.model.register_forward_hook(hook)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.handle.remove()
-
-
 def _autocast(device: torch.device, autocast: Optional[str]):
     if autocast in (None, "none", False):
         return contextlib.nullcontext()
@@ -297,7 +274,7 @@ def run_scene(
     computed); ``prediction`` uint8 (h, W) class indexes (255 = nodata / not computed). Returns the
     scene statistics (running min/max/mean of every method over valid pixels, counts, timings).
     """
-    from segxai_cli.cam import explain_batch, predict_region
+    from segxai_cli.cam import EmptyRegionWarning, explain_batch, predict_region
 
     path = Path(path)
     if cfg.normalize not in NORMALIZE_MODES:
@@ -380,17 +357,18 @@ def run_scene(
                 images = ((images - mean) / std) * valid[:, None]
                 region_t = batch.region.to(dev, non_blocking=True) if batch.region is not None else None
                 if M:
-                    with _LogitsHook(model) as hook, warnings.catch_warnings():
-                        warnings.filterwarnings("ignore", message=".*empty target region.*")
-                        maps = explain_batch(
+                    # Padding and nodata pixels are never part of the explained region.
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", EmptyRegionWarning)  # counted below instead
+                        maps, logits = explain_batch(
                             model, images, layer=list(cfg.layers), methods=methods,
-                            target_class=cfg.target_class, region=region_t,
+                            target_class=cfg.target_class, region=region_t, valid=valid,
                             normalize=cfg.normalize == "tile", use_probs=cfg.use_probs,
                             autocast=cfg.autocast if cfg.autocast not in ("none",) else None,
+                            return_logits=True,
                         )
-                    logits = hook.out
                     used = region_t if region_t is not None else predict_region(logits, cfg.target_class)
-                    n_empty = n_empty + (~used.flatten(1).any(1)).sum()
+                    n_empty = n_empty + (~(used & valid).flatten(1).any(1)).sum()
                     values = torch.cat([torch.stack([maps[m] for m in methods], 1), class_probs(logits)], 1)
                 else:
                     with torch.inference_mode(), _autocast(dev, cfg.autocast):

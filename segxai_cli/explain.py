@@ -26,7 +26,6 @@ from all scene records in ``outdir`` — so concurrent shards writing one folder
 from __future__ import annotations
 
 import csv
-import glob
 import hashlib
 import io
 import json
@@ -73,8 +72,6 @@ GDAL_CACHE_MB = 128
 MANIFEST_NAME = "segxai_manifest.json"
 CSV_NAME = "segxai_scenes.csv"
 RECORD_FORMAT = "segxai-scene"
-RASTER_SUFFIXES = (".tif", ".tiff")
-OUTPUT_SUFFIXES = ("_saliency.tif", "_prediction.tif")
 
 ModelArg = Union[None, str, Path, tuple]
 
@@ -277,39 +274,12 @@ def parse_shard(spec: Union[str, tuple, None]) -> Optional[tuple[int, int]]:
 
 
 def expand_inputs(items: Iterable[Union[str, Path]]) -> tuple[list[Path], list[SceneResult]]:
-    """Files, folders (their ``*.tif``/``*.tiff``, not recursive) and globs (``**`` recursive), sorted
-    and de-duplicated. Output rasters of segxai and hidden files found in folders/globs are ignored.
-    Returns (inputs, failures for patterns that matched nothing)."""
-    found: dict[str, Path] = {}
-    failures: list[SceneResult] = []
+    """Scenes from files, folders and globs (rules in :mod:`segxai_cli.raster.inputs`), plus a failure
+    for each folder or glob that gave none. A missing file fails later, like any other bad input."""
+    from segxai_cli.raster.inputs import expand_paths
 
-    def add(p: Path) -> None:
-        found.setdefault(os.path.abspath(p), p)
-
-    for item in items:
-        s = str(item)
-        p = Path(s)
-        if any(ch in s for ch in "*?["):
-            matches = [Path(m) for m in sorted(glob.glob(s, recursive=True))]
-            matches = [m for m in matches if m.is_file() and _is_candidate(m)]
-            if not matches:
-                failures.append(SceneResult(p, "failed", error=f"{s}: no files match"))
-            for m in matches:
-                add(m)
-        elif p.is_dir():
-            matches = sorted(m for m in p.iterdir() if m.is_file() and _is_candidate(m))
-            if not matches:
-                failures.append(SceneResult(p, "failed", error=f"{s}: folder has no .tif/.tiff files"))
-            for m in matches:
-                add(m)
-        else:
-            add(p)  # a missing file fails later with a clear message
-    return sorted(found.values(), key=lambda q: str(q)), failures
-
-
-def _is_candidate(p: Path) -> bool:
-    name = p.name.lower()
-    return name.endswith(RASTER_SUFFIXES) and not name.startswith(".") and not name.endswith(OUTPUT_SUFFIXES)
+    files, problems = expand_paths(items)
+    return files, [SceneResult(Path(spec), "failed", error=f"{spec}: {reason}") for spec, reason in problems]
 
 
 # ----------------------------------------------------------------------------- one scene

@@ -1,0 +1,107 @@
+"""Which files a command works on: files, folders and globs → scenes, and scenes → their masks.
+
+One rule for every command (explain, evaluate, train):
+
+- a folder means its ``*.tif``/``*.tiff`` files (not recursive); a glob is expanded (``**`` recursive);
+  hidden files and segxai's own outputs (``*_saliency.tif``, ``*_prediction.tif``) found that way are
+  ignored; the result is sorted and de-duplicated;
+- files named ``*_mask.tif`` found in a folder or glob are masks, never scenes (so scenes and masks
+  may share a folder); name one explicitly to use it as a scene;
+- the mask of scene ``<stem>.tif`` is ``<stem>_mask.tif`` among the mask inputs, or else a file with
+  the same name as the scene in another folder (``images/a.tif`` ↔ ``masks/a.tif``).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Union
+
+from segxai_cli.errors import InputError
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+OUTPUT_SUFFIXES = ("_saliency.tif", "_prediction.tif")
+MASK_SUFFIX = "_mask"
+
+PathSpec = Union[str, Path]
+
+
+def is_mask_name(path: Path) -> bool:
+    return path.stem.lower().endswith(MASK_SUFFIX)
+
+
+def _is_candidate(p: Path) -> bool:
+    name = p.name.lower()
+    return p.is_file() and name.endswith(RASTER_SUFFIXES) and not name.startswith(".") and not name.endswith(OUTPUT_SUFFIXES)
+
+
+def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files, folders and globs into (files, problems).
+
+    A problem is ``(spec, reason)`` for a folder or glob that gave no file; callers decide whether it
+    is fatal. A named file is returned as is, even if missing: opening it gives the clear error.
+    With ``masks=False``, ``*_mask`` files from folders/globs are left out (they are masks).
+    """
+    found: dict[str, Path] = {}
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        spec = str(item)
+        p = Path(spec)
+        if p.is_dir():
+            matches = sorted(m for m in p.iterdir() if _is_candidate(m))
+            reason = "folder has no .tif/.tiff files"
+        elif glob.has_magic(spec) and not p.exists():
+            matches = sorted(Path(m) for m in glob.glob(spec, recursive=True) if _is_candidate(Path(m)))
+            reason = "no files match"
+        else:
+            found.setdefault(os.path.abspath(p), p)
+            continue
+        if not masks and any(is_mask_name(m) for m in matches):
+            matches = [m for m in matches if not is_mask_name(m)]
+            reason += " other than *_mask files"
+        if not matches:
+            problems.append((spec, reason))
+        for m in matches:
+            found.setdefault(os.path.abspath(m), m)
+    return sorted(found.values(), key=str), problems
+
+
+def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[Path, Path | None]:
+    """The mask of each scene (see the module docstring), or None where there is none.
+
+    Raises :class:`InputError` when a mask input does not exist or a scene has several candidates.
+    """
+    files, problems = expand_paths(mask_items, masks=True)
+    for spec, reason in problems:
+        raise InputError(f"masks {spec}: {reason}")
+    for m in files:
+        if not m.exists():
+            raise InputError(f"masks {m}: no such file or folder")
+    by_name: dict[str, list[Path]] = {}
+    for m in files:
+        by_name.setdefault(m.name.lower(), []).append(m)
+    out: dict[Path, Path | None] = {}
+    for scene in scenes:
+        cands: list[Path] = []
+        for suffix in RASTER_SUFFIXES:
+            cands = by_name.get(f"{scene.stem}{MASK_SUFFIX}{suffix}".lower(), [])
+            if cands:
+                break
+        if not cands:
+            cands = [m for m in by_name.get(scene.name.lower(), []) if _resolved(m) != _resolved(scene)]
+        if len(cands) > 1:
+            same_dir = [c for c in cands if _resolved(c.parent) == _resolved(scene.parent)]
+            if len(same_dir) != 1:
+                raise InputError(f"{scene}: several candidate masks ({', '.join(map(str, cands))}); pass one masks folder")
+            cands = same_dir
+        out[scene] = cands[0] if cands else None
+    return out
+
+
+def _resolved(p: Path) -> Path:
+    try:
+        return p.resolve()
+    except OSError:
+        return p.absolute()

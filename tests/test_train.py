@@ -214,6 +214,13 @@ def test_augment_moves_labels_with_pixels():
     for _ in range(10):
         a, t = augment_pair(img, tgt, rng)
         assert ((a[0] > 0).astype(np.int64) == t).all()
+    # colour jitter: per-band affine change, labels untouched, geometry still consistent
+    a, t = augment_pair(img, tgt, np.random.default_rng(4), jitter=0.2)
+    b, u = augment_pair(img, tgt, np.random.default_rng(4))
+    assert (t == u).all() and not np.allclose(a, b)
+    for band in range(2):
+        gain = np.polyfit(b[band].ravel(), a[band].ravel(), 1)[0]
+        assert 0.8 <= gain <= 1.2
 
 
 # ---- loss, metric, options ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ def train_command(
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Fraction of tile cells held out for validation (0 = none)."),
     samples_per_epoch: int = typer.Option(512, "--samples-per-epoch", help="Random windows per epoch."),
     min_valid: float = typer.Option(0.5, "--min-valid", help="Redraw windows with less than this labelled (non-nodata) fraction."),
+    jitter: float = typer.Option(0.1, "--jitter", help="Colour augmentation: random per-band gain 1±J and offset ±J (in standard deviations); 0 = off."),
     seed: int = typer.Option(0, "--seed", help="Random seed (training is deterministic for a seed on the CPU)."),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     bidx: Optional[str] = typer.Option(None, "-b", "--bidx", help="1-based bands to train on, e.g. 1,2,3 (default: all)."),
@@ -101,7 +102,7 @@ def train_command(
         arch=arch, encoder=encoder, classes=classes, class_names=names, model_kwargs=model_kwargs,
         epochs=epochs, tile_size=tile_size, crop_size=crop_size, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
         device=device, bidx=parse_bidx(bidx), samples_per_epoch=samples_per_epoch, loss=loss, schedule=schedule,
-        min_valid=min_valid, overwrite=overwrite, log_path=log_file, progress=show_progress(quiet), on_epoch=on_epoch,
+        min_valid=min_valid, jitter=jitter, overwrite=overwrite, log_path=log_file, progress=show_progress(quiet), on_epoch=on_epoch,
         extra_provenance={"command": _command_line()}, init=init,
     )
     iou = result.best_iou

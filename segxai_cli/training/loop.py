@@ -131,6 +131,7 @@ def train_model(
     schedule: str = "onecycle",
     min_valid: float = 0.5,
     augment: bool = True,
+    jitter: float = 0.1,
     overwrite: bool = False,
     log_path: str | Path | None = None,
     progress: bool = False,
@@ -157,7 +158,7 @@ def train_model(
         if bidx and len(bidx) != init_info.in_channels:
             raise SegxaiError(f"--bidx: {len(bidx)} band(s) given but --init model {init} takes {init_info.in_channels}")
         bidx = list(bidx) if bidx else list(init_info.bands)
-    _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_epoch, loss, schedule, min_valid)
+    _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_epoch, loss, schedule, min_valid, jitter)
     class_names = resolve_class_names(classes, class_names)
     output = check_output(output, overwrite=overwrite, what="model")
     log_path = check_output(log_path or default_log_path(output), overwrite=overwrite, what="log")
@@ -199,7 +200,7 @@ def train_model(
         stats = compute_band_stats([p.image for p in pairs], bands)
     info.band_stats = stats
     sampler = WindowSampler(pairs, bands, stats, tile_size=tile_size, val_fraction=val_fraction, seed=seed, min_valid=min_valid,
-        crop_size=crop_size,
+        crop_size=crop_size, jitter=jitter if augment else 0.0,
     )
     log.info(
         "training %s/%s on %d scene(s), bands %s, %d validation cell(s), device %s",
@@ -221,7 +222,7 @@ def train_model(
         "settings": {
             "crop_size": crop_size or tile_size, "batch_size": batch_size, "samples_per_epoch": samples_per_epoch, "lr": lr, "weight_decay": weight_decay,
             "loss": loss, "schedule": schedule, "val_fraction": val_fraction, "val_cells": len(sampler.val_cells),
-            "min_valid": min_valid, "augment": augment,
+            "min_valid": min_valid, "augment": augment, "jitter": jitter,
         },
         "segxai_version": __version__,
         "torch_version": str(torch.__version__),
@@ -419,7 +420,7 @@ def _make_scheduler(optimizer, schedule: str, lr: float, total_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_epoch, loss, schedule, min_valid) -> None:
+def _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_epoch, loss, schedule, min_valid, jitter) -> None:
     if epochs < 1:
         raise SegxaiError(f"--epochs {epochs}: must be at least 1")
     if tile_size < 16:
@@ -436,6 +437,8 @@ def _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_
         raise SegxaiError(f"--loss {loss}: expected one of {', '.join(LOSSES)}")
     if schedule not in SCHEDULES:
         raise SegxaiError(f"--schedule {schedule}: expected one of {', '.join(SCHEDULES)}")
+    if not 0 <= jitter < 1:
+        raise SegxaiError(f"--jitter {jitter}: must be in [0, 1)")
     if not 0 <= min_valid <= 1:
         raise SegxaiError(f"--min-valid {min_valid}: must be in [0, 1]")
 

@@ -257,12 +257,14 @@ class WindowSampler:
         seed: int,
         min_valid: float = 0.5,
         crop_size: int | None = None,
+        jitter: float = 0.0,
     ) -> None:
         self.pairs = list(pairs)
         self.bidx = list(bidx)
         self.stats = stats
         self.tile = int(tile_size)
         self.crop = int(crop_size or tile_size)  # training windows; validation cells are tile-sized
+        self.jitter = float(jitter)
         self.min_valid = float(min_valid)
         self._src = [open_raster_quiet(p.image) for p in self.pairs]
         self._msrc = [open_raster_quiet(p.mask) for p in self.pairs]
@@ -336,7 +338,7 @@ class WindowSampler:
                 break
         _, img, tgt = best
         if augment:
-            img, tgt = augment_pair(img, tgt, rng)
+            img, tgt = augment_pair(img, tgt, rng, jitter=self.jitter)
         return img, tgt
 
     def _hide_val(self, ref: WindowRef, tgt: np.ndarray) -> None:
@@ -365,10 +367,21 @@ class WindowSampler:
         self.close()
 
 
-def augment_pair(img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random rot90 and horizontal flip (the 8 dihedral symmetries; labels move with the pixels)."""
+def augment_pair(
+    img: np.ndarray, tgt: np.ndarray, rng: np.random.Generator, *, jitter: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random rot90 and horizontal flip (the 8 dihedral symmetries; labels move with the pixels).
+
+    With ``jitter`` > 0, each band of the (normalised) image also gets a random gain in
+    [1 - jitter, 1 + jitter] and offset in [-jitter, jitter] (standard deviations): a colour-balance
+    augmentation.
+    """
     k = int(rng.integers(0, 4))
     flip = bool(rng.integers(0, 2))
+    if jitter > 0:
+        gain = rng.uniform(1 - jitter, 1 + jitter, img.shape[0]).astype(np.float32)
+        offset = rng.uniform(-jitter, jitter, img.shape[0]).astype(np.float32)
+        img = img * gain[:, None, None] + offset[:, None, None]
     if k:
         img = np.rot90(img, k, axes=(1, 2))
         tgt = np.rot90(tgt, k, axes=(0, 1))

@@ -100,7 +100,8 @@ def _parse(key: str, v: str) -> Any:
         f = float(v)
     except ValueError:
         return v
-    return int(f) if key in ("tile", "row_off", "col_off", "n_valid", "n_target", "target_class") else f
+    ints = ("tile", "row_off", "col_off", "n_valid", "n_target", "target_class", "n", "n_empty_target", "n_tiles")
+    return int(f) if key in ints else f
 
 
 def write_json(obj: Any, path: str | Path) -> Path:

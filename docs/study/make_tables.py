@@ -9,7 +9,7 @@ import math
 import sys
 from pathlib import Path
 
-from segxai_cli.evaluation.report import read_csv, summarize
+from segxai_cli.evaluation.report import read_csv
 
 HERE = Path(__file__).parent
 
@@ -37,7 +37,8 @@ def best_tables(name):
         for layer in dict.fromkeys(b["layer"] for b in best):
             rows = [b for b in best if b["mode"] == mode and b["layer"] == layer]
             print(f"\n**{mode}** ({crit}), layer `{layer}`\n")
-            print(table([{**b, "confidence": (b["confidence"], 4), "entropy": (b["entropy"], 5)} for b in rows],
+            print(table([{**b, "threshold": f"{b['threshold']:g}", "confidence": (b["confidence"], 4),
+                          "entropy": (b["entropy"], 5)} for b in rows],
                         ["threshold", "method", "confidence", "entropy", "confidence_drop", "entropy_increase", "iou_change"],
                         ["t", "method", "confidence", "entropy", "conf. drop", "entropy incr.", "IoU change"]))
 
@@ -74,22 +75,21 @@ def overview(name):
     print(table(rows, cols, heads))
 
 
-def layers(names):
-    rows = []
-    for name in names:
-        rows += read_csv(HERE / f"{name}.csv")
-    by = summarize(rows, by=("method", "layer", "mode"))
-    idx = {(s["method"], s["layer"], s["mode"]): s for s in by}
+def layers(name):
+    """Seed 001 Task 3: per method and layer, metric means averaged over the thresholds (from the summary)."""
+    summ = read_csv(HERE / f"{name}_summary.csv")
     out = []
-    for m in dict.fromkeys(s["method"] for s in by):
-        for layer in dict.fromkeys(s["layer"] for s in by):
-            if (m, layer, "M1") not in idx:
-                continue
-            g = lambda mode, k, d=4: (idx[(m, layer, mode)][f"{k}_mean"], d)  # noqa: E731
+    for m in dict.fromkeys(s["method"] for s in summ):
+        for layer in dict.fromkeys(s["layer"] for s in summ):
+            def g(mode, k, d=4):
+                v = [s[f"{k}_mean"] for s in summ if s["method"] == m and s["layer"] == layer and s["mode"] == mode]
+                return (sum(v) / len(v), d)
+
             out.append({"method": m, "layer": layer, "a": g("M1", "confidence"), "b": g("M2", "confidence"),
-                        "c": g("M3", "entropy"), "d": g("M1", "iou_change", 3), "e": g("M2", "dice_explained", 3)})
-    print(table(out, ["method", "layer", "a", "b", "c", "d", "e"],
-                ["method", "layer", "M1 conf ↓", "M2 conf ↑", "M3 entropy ↓", "M1 IoU change ↓", "Dice expl. ↑"]))
+                        "c": g("M3", "entropy"), "d": g("M1", "iou_change", 3), "e": g("M1", "dice_explained", 3),
+                        "f": g("M1", "saliency_ratio", 2)})
+    print(table(out, ["method", "layer", "a", "b", "c", "d", "e", "f"],
+                ["method", "layer", "M1 conf ↓", "M2 conf ↑", "M3 entropy ↓", "M1 IoU change ↓", "Dice expl. ↑", "SR"]))
 
 
 if __name__ == "__main__":
@@ -101,4 +101,4 @@ if __name__ == "__main__":
     elif what == "metric":
         per_threshold(sys.argv[2], sys.argv[3], sys.argv[4])
     elif what == "layers":
-        layers(sys.argv[2:])
+        layers(sys.argv[2])

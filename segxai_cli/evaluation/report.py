@@ -194,7 +194,8 @@ def best_per_threshold(summary: Sequence[dict[str, Any]], mode: str) -> list[dic
         if r["mode"] == mode:
             groups.setdefault((r["layer"], r["threshold"]), []).append(r)
     out = []
-    for (layer, t), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    layer_rank = {layer: i for i, layer in enumerate(dict.fromkeys(r["layer"] for r in summary))}
+    for (layer, t), rs in sorted(groups.items(), key=lambda kv: (layer_rank[kv[0][0]], kv[0][1])):
         finite = [r for r in rs if np.isfinite(r[f"{metric}_mean"])]
         if not finite:
             continue

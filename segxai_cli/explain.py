@@ -48,7 +48,7 @@ import torch
 from segxai_cli import __version__
 from segxai_cli.device import resolve_device
 from segxai_cli.errors import InputError, OutputError, SegxaiError
-from segxai_cli.model.checkpoint import ModelInfo, load_checkpoint
+from segxai_cli.model.checkpoint import ModelInfo, load_checkpoint, require_band_stats
 from segxai_cli.raster.reader import NoCRSWarning, open_raster
 from segxai_cli.raster.regions import MaskRegion, RegionSource, RegionWarning, bbox_region, load_vector
 from segxai_cli.raster.style import class_colormap, write_class_style, write_heatmap_style
@@ -370,8 +370,7 @@ def _resolve_options(info, dev, methods, layer, target_class, bands, tile_size, 
     compress = (compress or "deflate").lower()
     if compress not in COMPRESSIONS:
         raise SegxaiError(f"--compress {compress!r}: expected one of {', '.join(COMPRESSIONS)}")
-    if info.band_stats is None:
-        raise SegxaiError("the checkpoint has no band statistics (band_stats); re-save it with segxai")
+    require_band_stats(info)
     return ExplainOptions(
         methods=methods, layers=layers, target_class=cls_idx, class_name=cls_name, bands=bands, tile_size=tile,
         overlap=float(overlap), normalize=normalize, use_probs=bool(use_probs), batch_size=int(batch_size),

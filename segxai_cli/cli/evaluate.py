@@ -94,7 +94,8 @@ def run_command(
     from rich.console import Console
 
     from segxai_cli.evaluation import report as R
-    from segxai_cli.evaluation.study import DEFAULT_LAYERS, DEFAULT_METHODS, StudyConfig, iter_scene_inputs, run_study
+    from segxai_cli.evaluation.study import DEFAULT_LAYERS, DEFAULT_METHODS, StudyConfig, run_study
+    from segxai_cli.raster.inputs import expand_paths
 
     setup_logging(verbose, quiet)
     import torch
@@ -102,7 +103,9 @@ def run_command(
     torch.manual_seed(seed)
     paths = output_paths(output, summary, plot, sweep, best_path)
     check_outputs(paths, overwrite)
-    scenes = iter_scene_inputs(inputs)
+    scenes, problems = expand_paths(inputs)
+    for spec, reason in problems:
+        raise SegxaiError(f"{spec}: {reason}")
     if not scenes:
         raise SegxaiError("no input scenes")
     cfg = StudyConfig(
@@ -211,7 +214,7 @@ def run_command(
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(
-        inputs: list[Path] = typer.Argument(..., help="Input GeoTIFF scenes (or folders of them; X_mask.tif is skipped when X.tif is an input).", show_default=False),
+        inputs: list[str] = typer.Argument(..., help="Input GeoTIFF scenes: files, folders or quoted globs (*_mask.tif files in folders/globs are masks, not scenes).", show_default=False),
         output: Path = typer.Option(..., "-o", "--output", help="The tidy CSV report (one row per tile × method × layer × threshold × mode)."),
         masks: Optional[str] = typer.Option(None, "--masks", help=MASKS_HELP),
         model: Optional[Path] = typer.Option(None, "-m", "--model", help=MODEL_HELP),

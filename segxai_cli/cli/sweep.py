@@ -19,7 +19,7 @@ from segxai_cli.evaluation.study import SWEEP_THRESHOLDS
 def register(app: typer.Typer) -> None:
     @app.command("threshold-sweep")
     def threshold_sweep(
-        inputs: list[Path] = typer.Argument(..., help="Input GeoTIFF scenes (or folders of them; X_mask.tif is skipped when X.tif is an input).", show_default=False),
+        inputs: list[str] = typer.Argument(..., help="Input GeoTIFF scenes: files, folders or quoted globs (*_mask.tif files in folders/globs are masks, not scenes).", show_default=False),
         output: Path = typer.Option(..., "-o", "--output", help="The long CSV (one row per tile × method × layer × threshold × mode)."),
         threshold: Optional[list[str]] = typer.Option(None, "--threshold", "--thresholds", help="Thresholds: repeatable, comma list or start:stop:step. Default 0.1:0.5:0.1 (seed 001)."),
         masks: Optional[str] = typer.Option(None, "--masks", help=MASKS_HELP),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segxai_cli.cam import METHODS, explain_batch
+from segxai_cli.cam import METHODS, EmptyRegionWarning, explain_batch
 from segxai_cli.errors import InputError, SegxaiError
 from segxai_cli.evaluation import metrics as M
 from segxai_cli.evaluation.reduce import (
@@ -38,6 +38,8 @@ from segxai_cli.evaluation.reduce import (
     fill_values,
     keep_mask,
 )
+from segxai_cli.model.checkpoint import require_band_stats
+from segxai_cli.raster.inputs import match_masks
 from segxai_cli.raster.reader import BandStats
 
 DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "scorecam", "eigencam")
@@ -376,7 +378,7 @@ def evaluate_batch(
 
 def _maps(model, x, layer, cfg: StudyConfig, target_class: int, region: torch.Tensor) -> dict[str, torch.Tensor]:
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="empty target region")
+        warnings.simplefilter("ignore", EmptyRegionWarning)
         return explain_batch(model, x, layer=layer, methods=list(cfg.methods), target_class=target_class,
                              region=region, normalize=True, use_probs=cfg.use_probs, score_chunk=cfg.score_chunk)
 
@@ -419,38 +421,6 @@ def resolve_class(spec: str | int | None, class_names: Sequence[str], n_out: int
     if c not in valid:
         raise SegxaiError(f"--class {spec!r}: not a class of this model (valid: {', '.join(map(str, valid))})")
     return c
-
-
-def find_masks(inputs: Sequence[Path], masks: str | Path | Sequence[str | Path] | None) -> dict[Path, Path | None]:
-    """Match each scene to ``<stem>_mask.tif`` in a folder, a list of files or a glob.
-
-    A single mask file with a single input is used for it whatever its name. A scene without a
-    match maps to None (the caller decides whether that is an error).
-    """
-    inputs = [Path(p) for p in inputs]
-    if masks is None:
-        return {p: None for p in inputs}
-    cands: list[Path] = []
-    for spec in ([masks] if isinstance(masks, (str, Path)) else list(masks)):
-        sp = Path(spec)
-        if sp.is_dir():
-            cands.extend(sorted(sp.glob("*.tif")) + sorted(sp.glob("*.tiff")))
-        elif any(ch in str(spec) for ch in "*?["):
-            import glob as _glob
-
-            cands.extend(Path(p) for p in sorted(_glob.glob(str(spec))))
-        elif sp.is_file():
-            cands.append(sp)
-        else:
-            raise InputError(f"--masks {spec}: no such file or folder")
-    single_file = isinstance(masks, (str, Path)) and Path(masks).is_file()
-    if single_file and len(inputs) == 1:
-        return {inputs[0]: Path(masks)}
-    by_name = {c.name: c for c in cands}
-    out: dict[Path, Path | None] = {}
-    for p in inputs:
-        out[p] = next((by_name[n] for n in (f"{p.stem}_mask.tif", f"{p.stem}_mask.tiff") if n in by_name), None)
-    return out
 
 
 def check_mask_grid(src, msk) -> None:
@@ -520,17 +490,14 @@ def run_study(
     tclass = resolve_class(cfg.target_class, info.class_names or [], n_out, info.target_class)
     cfg.target_class = tclass
     cfg.validate(n_out)
-    stats = info.band_stats
-    if stats is None:
-        warnings.warn("the checkpoint has no band statistics; inputs are used unnormalised (mean 0, std 1)", stacklevel=2)
-        stats = BandStats(tuple([0.0] * info.in_channels), tuple([1.0] * info.in_channels))
+    stats = require_band_stats(info)
     bands = list(bidx) if bidx else list(info.bands)
     if len(bands) != info.in_channels:
         raise SegxaiError(f"{len(bands)} band(s) selected but the model takes {info.in_channels}")
     random_net = randomized_copy(net, cfg.seed) if cfg.sanity else None
     tile = int(info.tile_size)
     inputs = [Path(p) for p in inputs]
-    mask_map = find_masks(inputs, masks)
+    mask_map = match_masks(inputs, [masks] if isinstance(masks, (str, Path)) else masks) if masks is not None else {p: None for p in inputs}
     result = StudyResult()
     counter = [0, 0]
     for path in inputs:
@@ -635,14 +602,3 @@ def evaluate_scenes(
     return run_study(inputs, masks, model, config=cfg, **rest).rows
 
 
-def iter_scene_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand folders to their ``*.tif`` files; drop ``X_mask.tif`` when ``X.tif`` is also an input."""
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out.extend(sorted(q for q in p.iterdir() if q.suffix.lower() in (".tif", ".tiff")))
-        else:
-            out.append(p)
-    stems = {q.stem for q in out}
-    return [q for q in dict.fromkeys(out) if not (q.stem.endswith("_mask") and q.stem[:-5] in stems)]

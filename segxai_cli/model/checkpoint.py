@@ -100,6 +100,16 @@ class ModelInfo:
         )
 
 
+def require_band_stats(info: ModelInfo) -> BandStats:
+    """The normalisation statistics, or a clear error: reading scenes without them would be wrong."""
+    if info.band_stats is None:
+        raise InputError(
+            f"{info.path or 'the model'}: has no band statistics; wrap it with "
+            "`segxai import ... --stats-from SCENE` (or --band-mean/--band-std)"
+        )
+    return info.band_stats
+
+
 def default_class_names(classes: int) -> list[str]:
     if classes == 1:
         return ["background", "class_1"]  # binary: channel 0 is "class 1"

@@ -73,6 +73,7 @@ def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[
 
     Raises :class:`InputError` when a mask input does not exist or a scene has several candidates.
     """
+    mask_items = list(mask_items)
     files, problems = expand_paths(mask_items, masks=True)
     for spec, reason in problems:
         raise InputError(f"masks {spec}: {reason}")
@@ -82,6 +83,8 @@ def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[
     by_name: dict[str, list[Path]] = {}
     for m in files:
         by_name.setdefault(m.name.lower(), []).append(m)
+    if len(scenes) == 1 and len(mask_items) == 1 and Path(mask_items[0]).is_file():
+        return {scenes[0]: Path(mask_items[0])}  # one scene, one mask file: whatever its name
     out: dict[Path, Path | None] = {}
     for scene in scenes:
         cands: list[Path] = []

@@ -19,7 +19,6 @@ Windows that are mostly nodata (or validation) are redrawn.
 
 from __future__ import annotations
 
-import glob as globmod
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,103 +28,36 @@ import numpy as np
 from rasterio.windows import Window
 
 from segxai_cli.errors import InputError
+from segxai_cli.raster.inputs import MASK_SUFFIX, expand_paths, match_masks
 from segxai_cli.raster.reader import BandStats, check_bands, grid_windows, normalize, open_raster_quiet, read_window
 
 IGNORE_INDEX = 255
-TIFF_SUFFIXES = (".tif", ".tiff")
-MASK_SUFFIX = "_mask"
 
 
 # --------------------------------------------------------------------------------------------------
-# Finding and matching files
-
-
-def expand_inputs(spec: str | Path, *, what: str) -> list[Path]:
-    """A file, a folder (its GeoTIFFs) or a glob -> sorted list of files."""
-    spec = str(spec)
-    p = Path(spec)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TIFF_SUFFIXES)
-        if not files:
-            raise InputError(f"{what} {spec}: folder has no .tif/.tiff files")
-        return files
-    if p.exists():
-        return [p]
-    if globmod.has_magic(spec):
-        files = sorted(Path(f) for f in globmod.glob(spec) if Path(f).is_file())
-        if not files:
-            raise InputError(f"{what} {spec}: no files match")
-        return files
-    raise InputError(f"{what} {spec}: no such file or folder")
-
-
-def is_mask_name(path: Path) -> bool:
-    return path.stem.lower().endswith(MASK_SUFFIX)
+# Finding and matching files (the rules shared by every command: segxai_cli.raster.inputs)
 
 
 def match_pairs(images: Sequence[str | Path] | str | Path, masks: Sequence[str | Path] | str | Path) -> list[tuple[Path, Path]]:
     """Pair every scene with its mask (see the module docstring for the rule)."""
     images = [images] if isinstance(images, (str, Path)) else list(images)
     masks = [masks] if isinstance(masks, (str, Path)) else list(masks)
-    scene_files: list[Path] = []
-    for spec in images:
-        found = expand_inputs(spec, what="IMAGES")
-        # A single explicit file is a scene even if it is named *_mask; from folders/globs skip masks.
-        if len(found) == 1 and Path(spec).is_file():
-            scene_files += found
-        else:
-            scene_files += [f for f in found if not is_mask_name(f)]
-    scene_files = _unique(scene_files)
+    scene_files, problems = expand_paths(images)
+    for spec, reason in problems:
+        raise InputError(f"IMAGES {spec}: {reason}")
+    for f in scene_files:
+        if not f.exists():
+            raise InputError(f"IMAGES {f}: no such file or folder")
     if not scene_files:
         raise InputError(f"IMAGES {' '.join(map(str, images))}: no scenes (only *_mask files)")
-    mask_files = _unique([f for spec in masks for f in expand_inputs(spec, what="MASKS")])
-    by_name: dict[str, list[Path]] = {}
-    for m in mask_files:
-        by_name.setdefault(m.name.lower(), []).append(m)
-
-    pairs: list[tuple[Path, Path]] = []
-    missing: list[str] = []
-    for scene in scene_files:
-        cands: list[Path] = []
-        for suffix in TIFF_SUFFIXES:
-            cands = by_name.get(f"{scene.stem}{MASK_SUFFIX}{suffix}".lower(), [])
-            if cands:
-                break
-        if not cands:
-            cands = [m for m in by_name.get(scene.name.lower(), []) if _resolved(m) != _resolved(scene)]
-        if not cands:
-            missing.append(str(scene))
-            continue
-        if len(cands) > 1:
-            same_dir = [c for c in cands if _resolved(c.parent) == _resolved(scene.parent)]
-            if len(same_dir) != 1:
-                raise InputError(f"{scene}: several candidate masks ({', '.join(map(str, cands))}); pass one MASKS folder")
-            cands = same_dir
-        pairs.append((scene, cands[0]))
+    matched = match_masks(scene_files, masks)
+    missing = [str(s) for s, m in matched.items() if m is None]
     if missing:
         raise InputError(
             f"no mask for {len(missing)} scene(s): {', '.join(missing)} "
             f"(expected <stem>{MASK_SUFFIX}.tif or a file of the same name among MASKS)"
         )
-    return pairs
-
-
-def _resolved(p: Path) -> Path:
-    try:
-        return p.resolve()
-    except OSError:
-        return p.absolute()
-
-
-def _unique(paths: list[Path]) -> list[Path]:
-    seen: set[Path] = set()
-    out = []
-    for p in paths:
-        r = _resolved(p)
-        if r not in seen:
-            seen.add(r)
-            out.append(p)
-    return out
+    return [(s, m) for s, m in matched.items() if m is not None]
 
 
 # --------------------------------------------------------------------------------------------------

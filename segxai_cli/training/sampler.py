@@ -28,6 +28,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from segxai_cli.errors import InputError
+from segxai_cli.tiling.grid import TileGrid
 from segxai_cli.raster.inputs import MASK_SUFFIX, expand_paths, match_masks
 from segxai_cli.raster.reader import BandStats, check_bands, grid_windows, normalize, open_raster_quiet, read_window
 
@@ -156,18 +157,7 @@ class WindowRef:
 
 def cell_grid(width: int, height: int, tile: int) -> list[Window]:
     """Tile-sized cells covering the scene; the last row/column snapped to the edge (never dropped)."""
-
-    def starts(n: int) -> list[int]:
-        if n <= tile:
-            return [0]
-        s = list(range(0, n - tile + 1, tile))
-        if s[-1] + tile < n:
-            s.append(n - tile)
-        return s
-
-    return [
-        Window(c, r, min(tile, width), min(tile, height)) for r in starts(height) for c in starts(width)
-    ]
+    return list(TileGrid(width, height, tile).windows())
 
 
 class WindowSampler:

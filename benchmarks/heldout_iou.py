@@ -1,9 +1,9 @@
 """Building IoU of a segxai checkpoint on held-out synthetic scenes (seeds never used for training).
 
-    uv run python benchmarks/heldout_iou.py [--model sample_tiles/segxai_buildings.pt] [--seeds 101] [--size 1024]
+    uv run python benchmarks/heldout_iou.py [--model sample_tiles/segxai_buildings.pt] [--seeds 101,...,105] [--size 1024]
 
-Each scene is generated with :mod:`segxai_cli.synthetic` (the bundled model was trained on seeds 1, 2,
-3), run through the model in tiles of the checkpoint's tile size with 50 % overlap (class
+Each scene is generated with :mod:`segxai_cli.synthetic` (the bundled model was trained on seeds
+1-11, see sample_tiles/MODEL.md), run through the model in tiles of the checkpoint's tile size with 50 % overlap (class
 probabilities averaged, last row/column snapped to the edge), and compared with its mask: IoU of the
 building class = |pred ∩ truth| / |pred ∪ truth| over all pixels of the scene. Prints one line per
 scene and the IoU over all scenes together.
@@ -21,15 +21,7 @@ import torch
 from segxai_cli.model.checkpoint import load_checkpoint
 from segxai_cli.raster.reader import normalize
 from segxai_cli.synthetic import generate_scene
-
-
-def starts(n: int, tile: int, stride: int) -> list[int]:
-    if n <= tile:
-        return [0]
-    s = list(range(0, n - tile + 1, stride))
-    if s[-1] + tile < n:
-        s.append(n - tile)
-    return s
+from segxai_cli.tiling.grid import axis_starts
 
 
 @torch.no_grad()
@@ -42,7 +34,7 @@ def predict(model, info, image: np.ndarray, batch_size: int = 8) -> np.ndarray:
     n_out = max(info.classes, 1)
     acc = np.zeros((n_out if info.classes > 1 else 1, h, w), np.float32)
     cnt = np.zeros((h, w), np.float32)
-    wins = [(r, c) for r in starts(h, tile, tile // 2) for c in starts(w, tile, tile // 2)]
+    wins = [(r, c) for r in axis_starts(h, tile, tile // 2) for c in axis_starts(w, tile, tile // 2)]
     for i in range(0, len(wins), batch_size):
         chunk = wins[i : i + batch_size]
         xb = np.stack([x[:, r : r + tile, c : c + tile] for r, c in chunk])
@@ -61,7 +53,7 @@ def predict(model, info, image: np.ndarray, batch_size: int = 8) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
-    ap.add_argument("--seeds", default="101", help="comma-separated scene seeds (not 1, 2, 3: those are training scenes)")
+    ap.add_argument("--seeds", default="101,102,103,104,105", help="comma-separated scene seeds (not 1-11: the bundled model's training scenes)")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     args = ap.parse_args(argv)

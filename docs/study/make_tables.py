@@ -5,29 +5,18 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-from segxai_cli.evaluation.report import read_csv
+from segxai_cli.evaluation.report import _cell, read_csv
 
 HERE = Path(__file__).parent
-
-
-def cell(v, digits=3):
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if v != 0 and abs(v) < 10 ** -digits:
-            return f"{v:.2e}"
-        return f"{v:.{digits}f}"
-    return str(v)
 
 
 def table(rows, cols, headers=None):
     out = ["| " + " | ".join(headers or cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(cell(r[c][0], r[c][1]) if isinstance(r[c], tuple) else cell(r[c]) for c in cols) + " |")
+        out.append("| " + " | ".join(_cell(r[c][0], r[c][1]) if isinstance(r[c], tuple) else _cell(r[c]) for c in cols) + " |")
     return "\n".join(out)
 
 

@@ -357,18 +357,24 @@ def run_scene(
                 images = ((images - mean) / std) * valid[:, None]
                 region_t = batch.region.to(dev, non_blocking=True) if batch.region is not None else None
                 if M:
-                    # Padding and nodata pixels are never part of the explained region.
+                    # Padding (valid for normalisation, as reflected context) and nodata pixels are
+                    # never part of the explained region.
+                    explainable = torch.zeros_like(valid)
+                    for e in batch.entries:
+                        if e.index >= 0:
+                            explainable[e.index, : int(e.window.height), : int(e.window.width)] = True
+                    explainable &= valid
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", EmptyRegionWarning)  # counted below instead
                         maps, logits = explain_batch(
                             model, images, layer=list(cfg.layers), methods=methods,
-                            target_class=cfg.target_class, region=region_t, valid=valid,
+                            target_class=cfg.target_class, region=region_t, valid=explainable,
                             normalize=cfg.normalize == "tile", use_probs=cfg.use_probs,
                             autocast=cfg.autocast if cfg.autocast not in ("none",) else None,
                             return_logits=True,
                         )
                     used = region_t if region_t is not None else predict_region(logits, cfg.target_class)
-                    n_empty = n_empty + (~(used & valid).flatten(1).any(1)).sum()
+                    n_empty = n_empty + (~(used & explainable).flatten(1).any(1)).sum()
                     values = torch.cat([torch.stack([maps[m] for m in methods], 1), class_probs(logits)], 1)
                 else:
                     with torch.inference_mode(), _autocast(dev, cfg.autocast):

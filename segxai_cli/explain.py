@@ -31,7 +31,6 @@ import io
 import json
 import logging
 import math
-import os
 import platform
 import sys
 import time
@@ -52,14 +51,8 @@ from segxai_cli.model.checkpoint import ModelInfo, load_checkpoint, require_band
 from segxai_cli.raster.reader import NoCRSWarning, open_raster
 from segxai_cli.raster.regions import MaskRegion, RegionSource, RegionWarning, bbox_region, load_vector
 from segxai_cli.raster.style import class_colormap, write_class_style, write_heatmap_style
-from segxai_cli.raster.writer import (
-    COMPRESSIONS,
-    StreamingWriter,
-    atomic_write_text,
-    minmax_scale,
-    remove_stale_sidecars,
-    remove_stale_temps,
-)
+from segxai_cli.files import atomic_write_text, check_writable_folder, remove_stale_sidecars, remove_stale_temps
+from segxai_cli.raster.writer import COMPRESSIONS, StreamingWriter, minmax_scale
 from segxai_cli.tiling.grid import overlap_from_fraction
 from segxai_cli.tiling.pipeline import NORMALIZE_MODES, PRED_NODATA, PipelineConfig, SceneStats, run_scene
 
@@ -388,20 +381,7 @@ def _check_layers(net, layers: Sequence[str]) -> None:
 
 def prepare_outdir(outdir: Union[str, Path]) -> Path:
     """Create ``outdir`` if needed and check that files can be created in it."""
-    outdir = Path(outdir)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
-    if not outdir.is_dir():
-        raise OutputError(f"{outdir}: is not a folder")
-    probe = outdir / f".segxai-write-test.{os.getpid()}"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"{outdir}: output folder is not writable ({exc.strerror or exc})") from None
-    return outdir
+    return check_writable_folder(outdir, create=True)
 
 
 def read_record(path: Path) -> Optional[dict]:

@@ -14,7 +14,8 @@ from rasterio.windows import Window
 from segxai_cli.errors import InputError, OutputError, SegxaiError
 from segxai_cli.model.checkpoint import load_checkpoint
 from segxai_cli.raster.reader import BandStats
-from segxai_cli.training.loop import IoUMeter, SegLoss, check_output, resolve_class_names, train_model
+from segxai_cli.files import check_output_file as check_output
+from segxai_cli.training.loop import IoUMeter, SegLoss, resolve_class_names, train_model
 from segxai_cli.training.sampler import (
     IGNORE_INDEX,
     WindowSampler,

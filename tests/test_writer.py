@@ -13,7 +13,8 @@ from rasterio.transform import from_origin
 
 from segxai_cli.errors import OutputError
 from segxai_cli.raster.style import class_colormap, heatmap_qml, paletted_qml, write_heatmap_style
-from segxai_cli.raster.writer import StreamingWriter, cog_problems, minmax_scale, remove_stale_temps, temp_name
+from segxai_cli.files import remove_stale_temps, temp_name
+from segxai_cli.raster.writer import StreamingWriter, cog_problems, minmax_scale
 
 TRANSFORM = from_origin(500000.0, 5000000.0, 0.3, 0.3)
 CRS_UTM = CRS.from_epsg(32633)

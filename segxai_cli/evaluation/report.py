@@ -10,15 +10,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segxai_cli.errors import OutputError
+from segxai_cli.files import atomic_write_text
 from segxai_cli.evaluation.study import COLUMNS, METRIC_COLUMNS
 
 GROUP_KEYS: tuple[str, ...] = ("method", "layer", "mode", "threshold")
@@ -44,24 +42,6 @@ def _fmt(v: Any) -> str:
         f = float(v)
         return "" if math.isnan(f) else format(f, ".6g")
     return str(v)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

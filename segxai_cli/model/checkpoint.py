@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,8 @@ import torch
 from torch import nn
 
 from segxai_cli import __version__
-from segxai_cli.errors import InputError, OutputError
+from segxai_cli.errors import InputError
+from segxai_cli.files import atomic_path
 from segxai_cli.raster.reader import BandStats
 
 FORMAT = "segxai-checkpoint"
@@ -143,27 +143,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, info: ModelInfo) -> Path
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_path(path, "pt") as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(

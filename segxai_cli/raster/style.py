@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from segxai_cli.raster.writer import atomic_write_text
+from segxai_cli.files import atomic_write_text
 
 # (position in [0, 1], hex colour, alpha 0-255)
 HEATMAP_STOPS: tuple[tuple[float, str, int], ...] = (

@@ -21,8 +21,6 @@ recognised by name and removed by :func:`remove_stale_temps` on the next run.
 from __future__ import annotations
 
 import math
-import os
-import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,72 +33,9 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from segxai_cli.errors import OutputError
+from segxai_cli.files import publish, remove_stale_sidecars, temp_name
 
-TEMP_TAG = ".segxai-tmp"
-STALE_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
-
-
-def temp_name(final: Path, kind: str) -> Path:
-    """Hidden temp path beside ``final``: ``.<name>.segxai-tmp.<host>.<pid>.<kind>``."""
-    host = socket.gethostname().split(".")[0] or "host"
-    return final.parent / f".{final.name}{TEMP_TAG}.{host}.{os.getpid()}.{kind}"
-
-
-def remove_stale_temps(final: Path) -> list[Path]:
-    """Delete temp files of ``final`` left by killed runs (same host, process no longer alive)."""
-    removed = []
-    host = socket.gethostname().split(".")[0] or "host"
-    prefix = f".{final.name}{TEMP_TAG}."
-    try:
-        entries = list(final.parent.iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        if not p.name.startswith(prefix):
-            continue
-        parts = p.name[len(prefix):].split(".")
-        if len(parts) < 2 or parts[0] != host or not parts[1].isdigit():
-            continue
-        pid = int(parts[1])
-        if pid != os.getpid() and _alive(pid):
-            continue  # another run on this machine is writing it right now
-        try:
-            p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_sidecars(final: Path) -> None:
-    for suffix in STALE_SUFFIXES:
-        Path(str(final) + suffix).unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write a small text file under a temp name and rename it into place."""
-    tmp = temp_name(path, "txt")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 class StreamingWriter:
@@ -263,7 +198,7 @@ class StreamingWriter:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 rasterio.shutil.copy(source, str(self.tmp_cog), driver="COG", **opts)
             remove_stale_sidecars(self.path)
-            os.replace(self.tmp_cog, self.path)
+            publish(self.tmp_cog, self.path)
         except (RasterioIOError, OSError) as exc:
             self.abort()
             raise OutputError(f"{self.path}: cannot write ({_first_line(exc)})") from None

@@ -16,9 +16,7 @@ import csv
 import datetime as _dt
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +29,8 @@ from torch import nn
 
 from segxai_cli import __version__
 from segxai_cli.device import resolve_device
-from segxai_cli.errors import InputError, OutputError, SegxaiError
+from segxai_cli.errors import OutputError, SegxaiError
+from segxai_cli.files import check_output_file
 from segxai_cli.model.checkpoint import (
     ModelInfo,
     build_model,
@@ -66,27 +65,6 @@ class TrainResult:
 def default_log_path(output: str | Path) -> Path:
     output = Path(output)
     return output.with_name(f"{output.stem}_log.csv")
-
-
-def check_output(path: str | Path, *, overwrite: bool, what: str = "output") -> Path:
-    """Refuse before any work: missing or unwritable folder, a directory, an existing file without overwrite."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory; give the {what} file name")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{path}: folder {folder} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".check", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"{path}: folder {folder} is not writable ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(tmp)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OutputError(f"{path}: exists and is not writable")
-    return path
 
 
 def resolve_class_names(classes: int, class_names: Sequence[str] | None) -> list[str]:
@@ -160,8 +138,8 @@ def train_model(
         bidx = list(bidx) if bidx else list(init_info.bands)
     _check_options(epochs, tile_size, batch_size, lr, val_fraction, samples_per_epoch, loss, schedule, min_valid, jitter)
     class_names = resolve_class_names(classes, class_names)
-    output = check_output(output, overwrite=overwrite, what="model")
-    log_path = check_output(log_path or default_log_path(output), overwrite=overwrite, what="log")
+    output = check_output_file(output, overwrite=overwrite, what="model")
+    log_path = check_output_file(log_path or default_log_path(output), overwrite=overwrite, what="log")
     if _same_file(output, log_path):
         raise OutputError(f"{log_path}: the log cannot be the model file")
     dev = resolve_device(device)

@@ -43,7 +43,7 @@ FIVE = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"]
 
 def scene(size: int) -> Path:
     """A synthetic size x size scene, generated once (window by window) and cached."""
-    from segxai_cli.synthetic import write_scene
+    from segxai_cli.synth import write_scene
 
     CACHE.mkdir(parents=True, exist_ok=True)
     img = CACHE / f"scene_{size}.tif"

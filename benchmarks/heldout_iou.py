@@ -2,7 +2,7 @@
 
     uv run python benchmarks/heldout_iou.py [--model sample_tiles/segxai_buildings.pt] [--seeds 101,...,105] [--size 1024]
 
-Each scene is generated with :mod:`segxai_cli.synthetic` (the bundled model was trained on seeds
+Each scene is generated with :mod:`segxai_cli.synth` (the bundled model was trained on seeds
 1-11, see sample_tiles/MODEL.md), run through the model in tiles of the checkpoint's tile size with 50 % overlap (class
 probabilities averaged, last row/column snapped to the edge), and compared with its mask: IoU of the
 building class = |pred ∩ truth| / |pred ∪ truth| over all pixels of the scene. Prints one line per
@@ -20,7 +20,7 @@ import torch
 
 from segxai_cli.model.checkpoint import load_checkpoint
 from segxai_cli.raster.reader import normalize
-from segxai_cli.synthetic import generate_scene
+from segxai_cli.synth import generate_scene
 from segxai_cli.tiling.grid import axis_starts
 
 

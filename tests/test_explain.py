@@ -15,7 +15,7 @@ from segxai_cli.errors import InputError, OutputError, SegxaiError
 from segxai_cli.explain import explain_scene, explain_scenes, expand_inputs, resolve_class, resolve_methods
 from segxai_cli.raster.reader import NoCRSWarning
 from segxai_cli.raster.writer import cog_problems
-from segxai_cli.synthetic import generate_scene
+from segxai_cli.synth import generate_scene
 from segxai_cli.tiling.grid import TileGrid
 from segxai_cli.tiling.pipeline import PipelineConfig, run_scene
 

@@ -17,7 +17,7 @@ import rasterio
 from typer.testing import CliRunner
 
 from segxai_cli.cli.app import app
-from segxai_cli.synthetic import generate_scene
+from segxai_cli.synth import generate_scene
 
 runner = CliRunner()
 

@@ -19,7 +19,7 @@ import rasterio
 
 from segxai_cli.explain import explain_scene
 from segxai_cli.raster.writer import StreamingWriter
-from segxai_cli.synthetic import generate_scene
+from segxai_cli.synth import generate_scene
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import rasterio
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 
 from segxai_cli.cli.synth import register
 from segxai_cli.errors import OutputError
-from segxai_cli.synthetic import DEFAULT_ORIGIN, UINT16_SCALE, generate_scene, render_window, write_scene
+from segxai_cli.synth import DEFAULT_ORIGIN, UINT16_SCALE, generate_scene, render_window, write_scene
 
 W, H = 420, 300
 
@@ -135,6 +137,49 @@ def test_refuses_to_overwrite(tmp_path):
     with rasterio.open(tmp_path / "s.tif") as ds:
         assert np.array_equal(ds.read(), generate_scene(64, 64, 2)[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif", "s_mask.tif"]  # no temp files left
+
+
+def test_failure_leaves_no_final_or_temp_files(tmp_path, monkeypatch):
+    from segxai_cli.synth import geotiff
+
+    calls = []
+
+    def failing_window(*args, **kwargs):
+        calls.append(args)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return render_window(*args, **kwargs)
+
+    monkeypatch.setattr(geotiff, "render_window", failing_window)
+    with pytest.raises(KeyboardInterrupt):
+        write_scene(tmp_path / "s.tif", tmp_path / "s_mask.tif", 96, 64, 1, block=32)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    # an existing pair stays as it was when its replacement fails
+    write_scene(tmp_path / "s.tif", tmp_path / "s_mask.tif", 96, 64, 1)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    calls.clear()
+    monkeypatch.setattr(geotiff, "render_window", failing_window)
+    with pytest.raises(KeyboardInterrupt):
+        write_scene(tmp_path / "s.tif", tmp_path / "s_mask.tif", 96, 64, 2, block=32, overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_failed_rename_of_mask_publishes_neither(tmp_path, monkeypatch):
+    from segxai_cli import files
+
+    real_publish = files.publish
+
+    def publish(tmp, final, **kwargs):
+        if str(final).endswith("_mask.tif"):  # like publish: the temp file goes, one OutputError
+            Path(tmp).unlink()
+            raise files.write_error(final, OSError(28, "No space left on device"))
+        return real_publish(tmp, final, **kwargs)
+
+    monkeypatch.setattr(files, "publish", publish)
+    with pytest.raises(OutputError, match="no space left"):
+        write_scene(tmp_path / "s.tif", tmp_path / "s_mask.tif", 64, 64, 1)
+    assert list(tmp_path.iterdir()) == []  # the image is not published either, its temp file is gone
 
 
 def _app() -> typer.Typer:

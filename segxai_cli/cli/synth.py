@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         block: int = typer.Option(1024, "--block", min=16, help="Rendering window size (memory bound); output does not depend on it."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
     ) -> None:
-        from segxai_cli.synthetic import DEFAULT_ORIGIN, write_scene
+        from segxai_cli.synth import DEFAULT_ORIGIN, write_scene
 
         if dtype not in ("uint8", "uint16"):
             raise typer.BadParameter(f"{dtype!r}: expected uint8 or uint16", param_hint="--dtype")

@@ -25,7 +25,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from segxai_cli.cam import explain_batch, predict_region
-from segxai_cli.cam.eigen import eigencam
+from segxai_cli.cam.methods.eigencam import eigencam
 
 GRAD5 = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"]
 

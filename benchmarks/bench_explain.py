@@ -34,8 +34,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from segxai_cli.device import resolve_device  # noqa: E402
-from segxai_cli.model.checkpoint import ModelInfo, build_model, load_checkpoint  # noqa: E402
-from segxai_cli.raster.reader import BandStats  # noqa: E402
+from segxai_cli.model.checkpoint import load_checkpoint
+from segxai_cli.model.families import build_model
+from segxai_cli.model.info import ModelInfo  # noqa: E402
+from segxai_cli.raster.stats import BandStats  # noqa: E402
 
 CACHE = Path(os.environ.get("SEGXAI_BENCH_CACHE", "/tmp/segxai_bench"))
 FIVE = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"]
@@ -76,7 +78,7 @@ def get_model(args, device):
 
 def throughput(args) -> dict:
     from segxai_cli.tiling.grid import overlap_from_fraction
-    from segxai_cli.tiling.pipeline import PipelineConfig, run_scene
+    from segxai_cli.explain.pipeline import PipelineConfig, run_scene
 
     device = resolve_device(args.device)
     model, info, label = get_model(args, device)

@@ -9,7 +9,7 @@ The public Python API (the CLI is a thin layer over it)::
                          methods=["gradcam", "scorecam"], target_class=1)   # tensors in, tensors out
     explain_scene("scene.tif", "out/")              # GeoTIFF in, QGIS-ready GeoTIFFs out
 
-Imports are lazy so that ``segxai --help`` stays fast.
+Names are imported on first use, so ``segxai --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,31 +17,29 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from segxai_cli._version import __version__
 
 _EXPORTS = {
-    "explain_batch": "segxai_cli.cam",
-    "METHODS": "segxai_cli.cam",
+    "explain_batch": "segxai_cli.cam.engine",
+    "METHODS": "segxai_cli.cam.registry",
+    "load_model": "segxai_cli.model.checkpoint",
     "load_checkpoint": "segxai_cli.model.checkpoint",
     "save_checkpoint": "segxai_cli.model.checkpoint",
-    "ModelInfo": "segxai_cli.model.checkpoint",
+    "ModelInfo": "segxai_cli.model.info",
+    "as_adapter": "segxai_cli.model.families",
     "resolve_layer": "segxai_cli.model.layers",
     "describe_layers": "segxai_cli.model.layers",
-    "explain_scene": "segxai_cli.explain",
-    "explain_scenes": "segxai_cli.explain",
-    "evaluate_scenes": "segxai_cli.evaluation",
-    "train_model": "segxai_cli.training",
+    "explain_scene": "segxai_cli.explain.run",
+    "explain_scenes": "segxai_cli.explain.run",
+    "evaluate_scenes": "segxai_cli.evaluation.run",
+    "run_study": "segxai_cli.evaluation.run",
+    "write_report": "segxai_cli.evaluation.report",
+    "train_model": "segxai_cli.training.loop",
+    "RasterSource": "segxai_cli.raster.source",
     "SegxaiError": "segxai_cli.errors",
 }
 
-__all__ = ["__version__", "load_model", *_EXPORTS]
-
-
-def load_model(path: Any = None, **kwargs: Any):
-    """Load a segxai checkpoint (default: the bundled sample model): returns ``(model, ModelInfo)``."""
-    from segxai_cli.model.checkpoint import load_checkpoint
-
-    return load_checkpoint(path, **kwargs)
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

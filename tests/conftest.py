@@ -10,8 +10,10 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from segxai_cli.model.checkpoint import ModelInfo, build_model, save_checkpoint
-from segxai_cli.raster.reader import BandStats
+from segxai_cli.model.checkpoint import save_checkpoint
+from segxai_cli.model.families import build_model
+from segxai_cli.model.info import ModelInfo
+from segxai_cli.raster.stats import BandStats
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

@@ -9,7 +9,10 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from segxai_cli.cam import GRADIENT_METHODS, METHODS, explain_batch, predict_region
+from segxai_cli.cam import METHODS, explain_batch, predict_region
+from segxai_cli.cam.registry import names
+
+GRADIENT_METHODS = names("gradient")
 from segxai_cli.cam.post import aggregate
 from segxai_cli.errors import SegxaiError
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from segxai_cli.cam import GRADIENT_REGISTRY, explain_batch, predict_region, target_scores
-from segxai_cli.cam.eigen import eigencam, first_component, orient
+from segxai_cli.cam import explain_batch, predict_region, target_scores
+from segxai_cli.cam.registry import method_fn, names
+from segxai_cli.cam.methods.eigencam import eigencam, first_component, orient
 from segxai_cli.cam.post import aggregate, minmax, postprocess
 
 # Two channels on a 2 x 2 grid; the expected maps below are worked out by hand.
@@ -23,22 +24,22 @@ def close(a, b, tol=1e-5):
 
 def test_gradcam_by_hand():
     # w = mean(g) = (0.5, 0.5) -> 0.5 * A0 + 0.5 * A1
-    close(GRADIENT_REGISTRY["gradcam"](A, G)[0], [[0.5, 1.5], [2.0, 2.0]])
+    close(method_fn("gradcam")(A, G)[0], [[0.5, 1.5], [2.0, 2.0]])
 
 
 def test_hirescam_by_hand():
     # sum_k g*A: ch0 [[1,0],[-3,8]] + ch1 [[0,.5],[.5,0]]
-    close(GRADIENT_REGISTRY["hirescam"](A, G)[0], [[1.0, 0.5], [-2.5, 8.0]])
+    close(method_fn("hirescam")(A, G)[0], [[1.0, 0.5], [-2.5, 8.0]])
 
 
 def test_layercam_by_hand():
     # relu(g)*A: ch0 [[1,0],[0,8]] + ch1 [[0,.5],[.5,0]]
-    close(GRADIENT_REGISTRY["layercam"](A, G)[0], [[1.0, 0.5], [0.5, 8.0]])
+    close(method_fn("layercam")(A, G)[0], [[1.0, 0.5], [0.5, 8.0]])
 
 
 def test_xgradcam_by_hand():
     # S = (10, 2); w0 = (1 + 0 - 3 + 8) / 10 = 0.6; w1 = (0 + .5 + .5 + 0) / 2 = 0.5
-    close(GRADIENT_REGISTRY["xgradcam"](A, G)[0], [[0.6, 1.7], [2.3, 2.4]])
+    close(method_fn("xgradcam")(A, G)[0], [[0.6, 1.7], [2.3, 2.4]])
 
 
 def test_gradcampp_by_hand():
@@ -46,14 +47,14 @@ def test_gradcampp_by_hand():
     #   w0 = 1/12 + 2/22.  ch1 (S=2): g=.5 -> .25/(.5+.25)=1/3, relu(g)*alpha=1/6, 4 px -> w1 = 2/3
     w0, w1 = 1 / 12 + 2 / 22, 2 / 3
     expected = w0 * A[0, 0].numpy() + w1 * A[0, 1].numpy()
-    close(GRADIENT_REGISTRY["gradcam++"](A, G)[0], expected)
+    close(method_fn("gradcam++")(A, G)[0], expected)
 
 
 def test_gradcampp_zero_gradient_gives_zero_alpha():
     # S*g^3 makes the denominator vanish only through eps; where g == 0 alpha must be 0, not 0/eps
     a = torch.ones(1, 1, 2, 2)
     g = torch.zeros(1, 1, 2, 2)
-    out = GRADIENT_REGISTRY["gradcam++"](a, g)
+    out = method_fn("gradcam++")(a, g)
     assert torch.isfinite(out).all() and (out == 0).all()
 
 
@@ -61,18 +62,18 @@ def test_xrescam_avg_and_max_by_hand():
     a = torch.tensor([[[[1.0, 2, 3, 4], [5, 6, 7, 8]]]])
     g = torch.tensor([[[[1.0, 3, 0, 0], [-1, 1, 2, 6]]]])
     # 2x2 windows: mean 1 and 2 -> [[1,1,2,2],[1,1,2,2]] * A
-    close(GRADIENT_REGISTRY["xrescam"](a, g)[0], [[1, 2, 6, 8], [5, 6, 14, 16]])
+    close(method_fn("xrescam")(a, g)[0], [[1, 2, 6, 8], [5, 6, 14, 16]])
     # max 3 and 6
-    close(GRADIENT_REGISTRY["xrescam"](a, g, xres_mode="max")[0], [[3, 6, 18, 24], [15, 18, 42, 48]])
+    close(method_fn("xrescam")(a, g, xres_mode="max")[0], [[3, 6, 18, 24], [15, 18, 42, 48]])
     # window 1 is hirescam
-    close(GRADIENT_REGISTRY["xrescam"](a, g, xres_pool=1)[0], GRADIENT_REGISTRY["hirescam"](a, g)[0])
+    close(method_fn("xrescam")(a, g, xres_pool=1)[0], method_fn("hirescam")(a, g)[0])
 
 
 def test_xrescam_odd_size_partial_windows():
     a = torch.ones(1, 1, 3, 3)
     g = torch.arange(9.0).view(1, 1, 3, 3)
     # windows {0,1,3,4}->2, {2,5}->3.5, {6,7}->6.5, {8}->8, nearest-upsampled and cropped
-    close(GRADIENT_REGISTRY["xrescam"](a, g)[0], [[2, 2, 3.5], [2, 2, 3.5], [6.5, 6.5, 8]])
+    close(method_fn("xrescam")(a, g)[0], [[2, 2, 3.5], [2, 2, 3.5], [6.5, 6.5, 8]])
 
 
 def _np_reference(name, a, g):
@@ -110,13 +111,13 @@ def test_gradient_formulas_match_numpy_loops(name):
     gen = torch.Generator().manual_seed(1)
     a = torch.rand(1, 5, 6, 4, generator=gen) * 3
     g = torch.randn(1, 5, 6, 4, generator=gen)
-    close(GRADIENT_REGISTRY[name](a, g)[0], _np_reference(name, a, g), tol=1e-4)
+    close(method_fn(name)(a, g)[0], _np_reference(name, a, g), tol=1e-4)
 
 
 def test_gradient_methods_are_batched_per_image():
     gen = torch.Generator().manual_seed(2)
     a, g = torch.rand(3, 4, 5, 5, generator=gen), torch.randn(3, 4, 5, 5, generator=gen)
-    for name, fn in GRADIENT_REGISTRY.items():
+    for name, fn in ((n, method_fn(n)) for n in names("gradient")):
         full = fn(a, g)
         for b in range(3):
             close(full[b], fn(a[b:b + 1], g[b:b + 1])[0], tol=1e-6)

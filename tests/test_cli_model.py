@@ -51,7 +51,7 @@ def test_import_plain_state_dict(tmp_path, tiny_model, make_geotiff):
     args = ["import", str(sd), "-o", str(out), "--arch", "Unet", "--encoder", "resnet18", "--classes", "2",
             "--encoder-depth", "3", "--decoder-channels", "32,16,8", "--tile-size", "64"]
     res = runner.invoke(app, args)
-    assert res.exit_code == 1 and "band statistics needed" in res.output and not out.exists()
+    assert res.exit_code == 2 and "band statistics needed" in res.output and not out.exists()  # a usage error
     res = runner.invoke(app, args + ["--stats-from", str(scene), "--class-names", "bg,building"])
     assert res.exit_code == 0, res.output
     net, meta = load_checkpoint(out)

@@ -123,7 +123,7 @@ def test_missing_mask_for_a_scene_is_an_error(scene, make_geotiff, tiny_checkpoi
 def test_threshold_outside_unit_interval(scene, tiny_checkpoint, t):
     res = runner.invoke(app, ["evaluate", str(scene / "s1.tif"), "-m", str(tiny_checkpoint), "--threshold", t,
                               "-o", str(scene / "r.csv"), *FAST])
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # a usage error
     assert res.stderr.startswith("error: --threshold") and len(res.stderr.strip().splitlines()) == 1
     assert not (scene / "r.csv").exists()
 
@@ -131,9 +131,9 @@ def test_threshold_outside_unit_interval(scene, tiny_checkpoint, t):
 def test_bad_class_and_method(scene, tiny_checkpoint):
     base = ["evaluate", str(scene / "s1.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "r.csv")]
     res = runner.invoke(app, [*base, "--class", "roads", *FAST])
-    assert res.exit_code == 1 and "unknown class name" in res.stderr and "building" in res.stderr
+    assert res.exit_code == 2 and "not a class of this model" in res.stderr and "building" in res.stderr
     res = runner.invoke(app, [*base, "--method", "nocam", "--device", "cpu"])
-    assert res.exit_code == 1 and "nocam" in res.stderr
+    assert res.exit_code == 2 and "nocam" in res.stderr
     res = runner.invoke(app, [*base, "--class", "building", *FAST])  # by name works
     assert res.exit_code == 0, res.output
 
@@ -207,7 +207,7 @@ def test_binary_sigmoid_model(scene):
     import torch
 
     from conftest import tiny_model_info
-    from segxai_cli.model.checkpoint import build_model
+    from segxai_cli.model.families import build_model
 
     torch.manual_seed(1)
     info = tiny_model_info(classes=1)

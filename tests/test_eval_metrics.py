@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from segxai_cli.evaluation import metrics as M
-from segxai_cli.evaluation.study import StudyConfig, TileTensors, evaluate_batch, randomized_copy
+from segxai_cli.evaluation.batch import TileTensors, evaluate_batch, randomized_copy
+from segxai_cli.evaluation.config import StudyConfig
 
 sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
 

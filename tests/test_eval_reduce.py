@@ -14,7 +14,7 @@ from segxai_cli.evaluation.reduce import (
     keep_mask,
     reduced_inputs,
 )
-from segxai_cli.raster.reader import BandStats
+from segxai_cli.raster.stats import BandStats
 
 SAL = torch.tensor([[0.0, 0.2, 0.5, 1.0]] * 2)[None]  # (1, 2, 4)
 TGT = torch.tensor([[True, False, False, False], [True, True, False, False]])[None]

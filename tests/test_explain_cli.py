@@ -106,11 +106,11 @@ def test_unknown_method_and_layer_and_class(tmp_path, make_geotiff, tiny_checkpo
     (scene,) = _scenes(make_geotiff, 1, size=64)
     base = ["explain", str(scene), "-m", str(tiny_checkpoint), "-o", str(tmp_path / "o")]
     r = runner.invoke(app, base + ["--method", "gradkam"])
-    assert r.exit_code == 1 and "unknown method 'gradkam'" in r.stderr
+    assert r.exit_code == 2 and "unknown method 'gradkam'" in r.stderr
     r = runner.invoke(app, base + ["--class", "tree"])
-    assert r.exit_code == 1 and "0=background, 1=building" in r.stderr
+    assert r.exit_code == 2 and "0=background, 1=building" in r.stderr
     r = runner.invoke(app, base + ["--layer", "decoder.blocks.9"])
-    assert r.exit_code == 1 and "unknown layer" in r.stderr
+    assert r.exit_code == 2 and "unknown layer" in r.stderr
     r = runner.invoke(app, base + ["--bbox", "1,2,3"])
     assert r.exit_code == 2
 

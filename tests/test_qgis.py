@@ -71,7 +71,7 @@ def explained(tmp_path_factory):
     import torch
 
     from conftest import tiny_model_info, write_geotiff
-    from segxai_cli.model.checkpoint import build_model
+    from segxai_cli.model.families import build_model
 
     tmp = tmp_path_factory.mktemp("qgis")
     torch.manual_seed(0)

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
+import torch
 from rasterio.windows import Window
 
 from segxai_cli.errors import InputError
-from segxai_cli.raster.reader import (
-    NoCRSWarning, check_bands, compute_band_stats, normalize, open_raster, read_window,
-)
+from segxai_cli.raster.reader import NoCRSWarning, check_bands, open_raster, read_window
+from segxai_cli.raster.stats import compute_band_stats
+from segxai_cli.tiling.tiles import normalize
 
 
 def test_not_a_geotiff(tmp_path):
@@ -49,7 +50,7 @@ def test_nodata_mask_and_stats_ignore_nodata(make_geotiff):
     stats = compute_band_stats([p], [1, 2])
     assert stats.mean == pytest.approx((1000.0, 3000.0))
     assert stats.std == (1.0, 1.0)  # constant bands: std clamped to 1, never divide by 0
-    norm = normalize(data, valid, stats)
+    norm = normalize(torch.from_numpy(data)[None], torch.from_numpy(valid)[None], stats)[0].numpy()
     assert np.all(norm[:, :, :8] == 0) and np.all(norm[:, :, 8:] == 0)
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import typer
 from rasterio.windows import Window
 from typer.testing import CliRunner
 
-from segxai_cli.cli.synth import register
+from segxai_cli.cli.app import app
 from segxai_cli.errors import OutputError
 from segxai_cli.synth import DEFAULT_ORIGIN, UINT16_SCALE, generate_scene, render_window, write_scene
 
@@ -182,22 +181,10 @@ def test_failed_rename_of_mask_publishes_neither(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # the image is not published either, its temp file is gone
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.callback()
-    def _root() -> None:  # keep "synth" as a subcommand
-        pass
-
-    return app
-
-
 def test_cli_writes_pairs_and_refuses_overwrite(tmp_path):
     runner = CliRunner()
-    app = _app()
     out = tmp_path / "out"
-    res = runner.invoke(app, ["synth", str(out), "--count", "2", "--size", "96x64", "--seed", "4"])
+    res = runner.invoke(app, ["synth", "-o", str(out), "--count", "2", "--size", "96x64", "--seed", "4"])
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in out.iterdir())
     assert names == ["scene_04.tif", "scene_04_mask.tif", "scene_05.tif", "scene_05_mask.tif"]
@@ -205,14 +192,14 @@ def test_cli_writes_pairs_and_refuses_overwrite(tmp_path):
         assert (a.width, a.height) == (96, 64)
         assert np.array_equal(a.read(), generate_scene(96, 64, 4)[0])
         assert b.bounds.left >= a.bounds.right  # side by side, no overlap
-    res = runner.invoke(app, ["synth", str(out), "--count", "1", "--size", "96x64", "--seed", "4"])
+    res = runner.invoke(app, ["synth", "-o", str(out), "--count", "1", "--size", "96x64", "--seed", "4"])
     assert res.exit_code == 1
     assert "error:" in res.output and "already exists" in res.output
     res = runner.invoke(
-        app, ["synth", str(out), "--size", "80", "--seed", "4", "--overwrite", "--dtype", "uint16", "--nodata-border"]
+        app, ["synth", "-o", str(out), "--size", "80", "--seed", "4", "--overwrite", "--dtype", "uint16", "--nodata-border"]
     )
     assert res.exit_code == 0, res.output
     with rasterio.open(out / "scene_04.tif") as a:
         assert (a.width, a.height, a.dtypes[0], a.nodata) == (80, 80, "uint16", 0)
-    res = runner.invoke(app, ["synth", str(out), "--size", "80x", "--overwrite"])
+    res = runner.invoke(app, ["synth", "-o", str(out), "--size", "80x", "--overwrite"])
     assert res.exit_code == 2

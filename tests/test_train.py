@@ -13,7 +13,7 @@ from rasterio.windows import Window
 
 from segxai_cli.errors import InputError, OutputError, SegxaiError
 from segxai_cli.model.checkpoint import load_checkpoint
-from segxai_cli.raster.reader import BandStats
+from segxai_cli.raster.stats import BandStats
 from segxai_cli.files import check_output_file as check_output
 from segxai_cli.training.loop import IoUMeter, SegLoss, resolve_class_names, train_model
 from segxai_cli.training.sampler import (
@@ -77,7 +77,7 @@ def test_match_same_name_in_masks_folder(make_geotiff, tmp_path):
     make_geotiff("img/x.tif", img)
     make_geotiff("lbl/x.tif", mask)
     pairs = match_pairs(tmp_path / "img", tmp_path / "lbl")
-    assert [(str(s.relative_to(tmp_path)), str(m.relative_to(tmp_path))) for s, m in pairs] == [("img/x.tif", "lbl/x.tif")]
+    assert [(str(s.path.relative_to(tmp_path)), str(m.path.relative_to(tmp_path))) for s, m in pairs] == [("img/x.tif", "lbl/x.tif")]
 
 
 def test_missing_masks_are_listed(make_geotiff, tmp_path):

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from segxai_cli.evaluation.report import _cell, read_csv
+from segxai_cli.evaluation.report import read_csv
+from segxai_cli.evaluation.tables import _cell
 
 HERE = Path(__file__).parent
 

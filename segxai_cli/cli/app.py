@@ -1,46 +1,95 @@
-"""The ``segxai`` Typer app: a thin layer that parses options, calls the API and reports.
+"""The ``segxai`` command: a thin Typer layer over the Python API.
 
-Each subcommand lives in its own module with a ``register(app)`` function. User errors
-(:class:`~segxai_cli.errors.SegxaiError`) become one line on stderr and exit code 1; usage errors
-exit 2 (Typer's convention, as in rio); anything else is a bug and keeps its traceback.
+Subcommands are registered explicitly below (a missing module is an import error, never a command
+that silently vanished). Each command module imports only typer and the light parts of segxai at
+import time, so ``segxai --help`` and ``segxai CMD --help`` answer without loading torch or rasterio.
+
+Exit codes (as rio): 0 all done; 1 some input failed (the others were processed); 2 usage error
+(unknown method, layer or class, a bad number, a bad ``-b``…), always as one ``error:`` line on
+stderr; 128 + N after signal N (SIGINT 130, SIGTERM 143, SIGHUP 129), with one ``interrupted`` line,
+temp files removed and nothing half-written under a final name.
 """
 
 from __future__ import annotations
 
-import importlib
+import signal
 import sys
+import threading
 
 import typer
+
 from typer.core import TyperGroup
 
-from segxai_cli import __version__
+try:  # typer vendors click since 0.2x; older typers use click itself
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
+
+from segxai_cli._version import __version__
+from segxai_cli.cli import evaluate, explain, import_model, info, layers, synth, train
 from segxai_cli.errors import SegxaiError
 
 
-class _Group(TyperGroup):
-    """Turns user errors raised anywhere in a subcommand into one line and exit code 1."""
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP: raised in the main thread so that every ``finally`` and abort path
+    runs (temp files removed) — a BaseException, like KeyboardInterrupt, so no ``except Exception``
+    swallows it."""
 
-    def invoke(self, ctx):  # type: ignore[override]
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _on_signal(signum, _frame) -> None:
+    raise Interrupted(signum)
+
+
+class _Group(TyperGroup):
+    """Runs every command with the exit-code contract of the module docstring (also under CliRunner)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            return super().invoke(ctx)
-        except SegxaiError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
+            rc = _run(super().main, args, prog_name, complete_var, **extra)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        if standalone_mode:
+            sys.exit(rc)
+        return rc
+
+
+def _run(main, args, prog_name, complete_var, **extra) -> int:
+    try:
+        rc = main(args, prog_name, complete_var, standalone_mode=False, **extra)
+    except SegxaiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except click_exc.NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return 2
+    except click_exc.UsageError as exc:
+        typer.echo(f"error: {_usage_message(exc)}", err=True)
+        return 2
+    except (Interrupted, KeyboardInterrupt, typer.Abort) as exc:
+        typer.echo("interrupted", err=True)
+        return 128 + getattr(exc, "signum", signal.SIGINT)
+    return rc if isinstance(rc, int) else 0
 
 
 app = typer.Typer(
     cls=_Group,
     name="segxai",
-    help="Explain semantic-segmentation models on georeferenced imagery (Seg-CAMs as QGIS-ready GeoTIFFs).",
+    help="Explain semantic-segmentation models on georeferenced imagery: saliency maps (Seg-CAMs) as "
+         "QGIS-ready GeoTIFFs, and reports on how faithful they are.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-
-# Subcommand modules, in the order they appear in --help. A module that is absent is skipped, so
-# the app works while features are being added.
-SUBCOMMANDS = ("explain", "evaluate", "sweep", "train", "layers", "info", "import_model", "synth")
 
 
 def _version(value: bool) -> None:
@@ -56,20 +105,16 @@ def _root(
     """Explain semantic-segmentation models on georeferenced imagery."""
 
 
-for _name in SUBCOMMANDS:
-    try:
-        _mod = importlib.import_module(f"segxai_cli.cli.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"segxai_cli.cli.{_name}":
-            raise
-        continue
-    _mod.register(app)
+for _module in (explain, evaluate, train, layers, info, import_model, synth):
+    _module.register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    app()
+
+
+def _usage_message(exc: click_exc.UsageError) -> str:
+    msg = " ".join(exc.format_message().split())
+    cmd = exc.ctx.command_path if exc.ctx is not None else "segxai"
+    return f"{msg} (see `{cmd} --help`)"

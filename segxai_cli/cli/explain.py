@@ -3,36 +3,33 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from segxai_cli.cli.common import DEVICE_HELP, MODEL_HELP, parse_bidx, setup_logging, show_progress
-from segxai_cli.errors import SegxaiError
+from segxai_cli.cli import options as O
+from segxai_cli.cli.console import Progress, setup_logging
 
-log = logging.getLogger("segxai")
-
-HELP = """Explain a segmentation model on GeoTIFF scenes: one saliency COG (one band per method), a class-raster COG, QGIS styles and a scene record per input, plus a run manifest and CSV.
+HELP = """Explain a segmentation model on GeoTIFF scenes: a saliency COG (one band per method), a class COG, QGIS styles and a record per scene, plus a run manifest and CSV.
 
 INPUT: files, folders (their .tif/.tiff) or globs. Exit code 0 when every input succeeded (or was skipped as complete), 1 when some failed (the others are still processed), 2 for usage errors.
 
 \b
 Outputs in OUTDIR for input <stem>.tif:
-  <stem>_saliency.tif   float32, one band per method, [0,1] per scene, NaN = nodata
-  <stem>_saliency.qml   QGIS heatmap style (auto-loaded)
-  <stem>_prediction.tif uint8 classes with colour table, 255 = nodata
-  <stem>_prediction.qml QGIS paletted style with class names
-  <stem>_saliency.json  scene record, written last (= scene complete)
+  <stem>_saliency.tif    float32, one band per method, [0,1] per scene, NaN = nodata
+  <stem>_saliency.qml    QGIS heatmap style (auto-loaded)
+  <stem>_prediction.tif  uint8 classes with colour table, 255 = nodata
+  <stem>_prediction.qml  QGIS paletted style with class names
+  <stem>_saliency.json   scene record, written last (= scene complete)
   segxai_manifest.json, segxai_scenes.csv   run summary, rebuilt from all records
 
 \b
 Examples:
   segxai explain sample_tiles/scene_01.tif -o out/
-  segxai explain scenes/ -o out/ --method gradcam --method hirescam --skip-existing
-  segxai explain 'scenes/**/*.tif' -o out/ --shard ${SLURM_ARRAY_TASK_ID}/8 --skip-existing
-  segxai explain scene.tif -o out/ --vector buildings.gpkg       # why were *these* objects segmented?
+  segxai explain scenes/ -o out/ --method gradcam,hirescam --skip-existing
+  segxai explain 'scenes/**/*.tif' -o out/ --shard $SLURM_ARRAY_TASK_ID/8 --skip-existing
+  segxai explain scene.tif -o out/ --vector buildings.gpkg
 """
 
 
@@ -40,97 +37,50 @@ def register(app: typer.Typer) -> None:
     app.command("explain", help=HELP, no_args_is_help=True)(explain)
 
 
-def _warnings_as_log_lines() -> None:
-    """Python warnings (no CRS, region outside the scene…) as one ``WARNING: msg`` line on stderr."""
-    import warnings
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        log.warning("%s", message)
-
-    warnings.showwarning = show
-
-
 def explain(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="GeoTIFF files, folders or globs."),
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder (created if missing)."),
-    model: Optional[Path] = typer.Option(None, "-m", "--model", help=MODEL_HELP),
-    method: list[str] = typer.Option(
-        ["gradcam"], "--method", help="CAM method; repeat or comma-separate; 'all' or 'all-gradient'. Default: gradcam."
-    ),
-    layer: list[str] = typer.Option(
-        [], "--layer", help="Target layer (module path or alias such as decoder.last, decoder.2, bottleneck); "
-        "repeat to average several layers. Default: decoder.last. List them with `segxai layers`."
-    ),
-    target_class: Optional[str] = typer.Option(
-        None, "--class", help="Class to explain: index or name from the checkpoint. Default: the checkpoint's target class."
-    ),
-    bidx: Optional[str] = typer.Option(None, "-b", "--bidx", help="1-based input bands, e.g. 1,2,3. Default: the model's."),
-    tile_size: Optional[int] = typer.Option(None, "--tile-size", help="Window size in pixels (multiple of 32). Default: the model's."),
-    overlap: float = typer.Option(0.25, "--overlap", help="Window overlap as a fraction of the tile (blended with raised-cosine ramps)."),
-    normalize: str = typer.Option(
-        "scene", "--normalize", help="scene: one min-max per scene (default); tile: per-tile min-max (seams); none: raw values."
-    ),
-    probs: bool = typer.Option(False, "--probs", help="Explain the class probability instead of the logit."),
-    region_mask: Optional[str] = typer.Option(
-        None, "--region-mask", help="Explain the pixels of this mask raster (> 0) instead of the prediction; "
-        "same grid as the scene; '{stem}' is replaced by the input's name."
-    ),
-    vector: Optional[Path] = typer.Option(
-        None, "--vector", help="Explain the objects of this vector file (GeoJSON, GPKG, Shapefile); reprojected to each scene."
-    ),
-    vector_layer: Optional[str] = typer.Option(None, "--vector-layer", help="Layer of a multi-layer vector file."),
-    bbox: Optional[str] = typer.Option(
-        None, "--bbox", help="Explain the pixels in minx,miny,maxx,maxy (scene CRS map coordinates)."
-    ),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Windows per batch. Default: 16 on CUDA, 4 on CPU."),
-    autocast: str = typer.Option("none", "--autocast", help="Mixed precision on the device: none, bf16 or fp16."),
-    compress: str = typer.Option("deflate", "--compress", help="COG compression: deflate, zstd, lzw or none."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    skip_existing: bool = typer.Option(
-        False, "--skip-existing", help="Skip inputs whose outputs are complete; redo incomplete ones (for reruns and cron)."
-    ),
-    shard: Optional[str] = typer.Option(
-        None, "--shard", help="K/N: process only the K-th of N deterministic parts of the sorted inputs (K from 1)."
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-v info, -vv debug)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only errors on stderr; no progress bars."),
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="GeoTIFF files, folders or globs.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="OUTDIR", help="Output folder (created if missing).", show_default=False)],
+    model: O.Model = None,
+    method: O.Methods = None,
+    layer: O.Layers = None,
+    target_class: O.TargetClass = None,
+    bidx: O.Bidx = None,
+    tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Window size in pixels (a multiple of the model's stride). Default: the model's.", show_default=False)] = None,
+    overlap: Annotated[float, typer.Option("--overlap", help="Window overlap as a fraction of the tile (blended with raised-cosine ramps).")] = 0.25,
+    normalize: Annotated[str, typer.Option("--normalize", help="scene: one min-max per scene; tile: per-tile min-max (seams); none: raw values.")] = "scene",
+    probs: O.Probs = False,
+    region_mask: Annotated[Optional[str], typer.Option("--region-mask", help="Explain the pixels of this mask raster (> 0) instead of the prediction; same grid as the scene; '{stem}' is replaced by the input's name.", show_default=False)] = None,
+    vector: Annotated[Optional[str], typer.Option("--vector", help="Explain the objects of this vector file (GeoJSON, GPKG, Shapefile); reprojected to each scene.", show_default=False)] = None,
+    vector_layer: Annotated[Optional[str], typer.Option("--vector-layer", help="Layer of a multi-layer vector file.", show_default=False)] = None,
+    bbox: Annotated[Optional[str], typer.Option("--bbox", help="Explain the pixels in minx,miny,maxx,maxy (the scene's map coordinates).", show_default=False)] = None,
+    device: O.Device = "auto",
+    batch_size: O.BatchSize = None,
+    autocast: Annotated[str, typer.Option("--autocast", help="Mixed precision on the device: none, bf16 or fp16.")] = "none",
+    compress: Annotated[str, typer.Option("--compress", help="COG compression: deflate, zstd, lzw or none.")] = "deflate",
+    overwrite: O.Overwrite = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose outputs are complete; redo incomplete ones (reruns, cron).")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only the K-th of N deterministic parts of the sorted inputs (K from 1).", show_default=False)] = None,
+    json_out: O.Json = False,
+    verbose: O.Verbose = 0,
+    quiet: O.Quiet = False,
 ) -> None:
     setup_logging(verbose, quiet)
-    _warnings_as_log_lines()
-    if overwrite and skip_existing:
-        raise typer.BadParameter("use either --overwrite or --skip-existing, not both", param_hint="--overwrite")
-    bbox_vals = None
-    if bbox is not None:
-        try:
-            bbox_vals = [float(v) for v in bbox.replace(" ", "").split(",")]
-        except ValueError:
-            raise typer.BadParameter(f"{bbox!r}: expected minx,miny,maxx,maxy", param_hint="--bbox") from None
-        if len(bbox_vals) != 4:
-            raise typer.BadParameter(f"{bbox!r}: expected 4 numbers minx,miny,maxx,maxy", param_hint="--bbox")
-    from segxai_cli.explain import explain_scenes, parse_shard
+    from segxai_cli.explain.options import resolve_options
+    from segxai_cli.explain.run import explain_scenes
 
-    try:
-        parse_shard(shard)
-    except SegxaiError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--shard") from None
-    run = explain_scenes(
-        inputs, outdir, str(model) if model else None,
-        methods=method, layer=layer or None, target_class=target_class, bands=parse_bidx(bidx),
-        tile_size=tile_size, overlap=overlap, normalize=normalize, use_probs=probs, region_mask=region_mask,
-        vector=vector, vector_layer=vector_layer, bbox=bbox_vals, device=device, batch_size=batch_size,
-        autocast=autocast, compress=compress, overwrite=overwrite, skip_existing=skip_existing, shard=shard,
-        progress=show_progress(quiet),
+    opts = resolve_options(
+        methods=method, layer=layer, target_class=target_class, bands=bidx, tile_size=tile_size, overlap=overlap,
+        normalize=normalize, use_probs=probs, batch_size=batch_size, device=device, autocast=autocast,
+        region_mask=region_mask, vector=vector, vector_layer=vector_layer, bbox=bbox, compress=compress,
     )
+    run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
+                         overwrite=overwrite, skip_existing=skip_existing,
+                         progress=Progress("scene", quiet=quiet, unit="window"))
     summary = run.summary()
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     if not quiet:
-        typer.echo(
-            f"segxai explain: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed "
-            f"in {summary['seconds']:.1f} s -> {run.outdir}",
-            err=True,
-        )
+        typer.echo(f"segxai explain: {summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed "
+                   f"in {summary['seconds']:.1f} s -> {run.outdir}", err=True)
     if not run.ok:
         raise typer.Exit(1)

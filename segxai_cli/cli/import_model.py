@@ -12,8 +12,7 @@ from typing import Optional
 
 import typer
 
-from segxai_cli.cli.common import parse_bidx
-from segxai_cli.errors import SegxaiError
+from segxai_cli.errors import UsageError
 
 
 def _floats(value: Optional[str], option: str) -> Optional[tuple[float, ...]]:
@@ -22,7 +21,7 @@ def _floats(value: Optional[str], option: str) -> Optional[tuple[float, ...]]:
     try:
         return tuple(float(v) for v in value.replace(" ", "").split(",") if v)
     except ValueError:
-        raise SegxaiError(f"{option} {value!r}: expected comma-separated numbers") from None
+        raise UsageError(f"{option} {value!r}: expected comma-separated numbers") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +40,7 @@ def register(app: typer.Typer) -> None:
         stats_from: Optional[list[Path]] = typer.Option(None, "--stats-from", help="Scene(s) to compute per-band mean/std from (nodata ignored); repeatable."),
         band_mean: Optional[str] = typer.Option(None, "--band-mean", help="Per-band means used at training, e.g. 123.7,116.3,103.5."),
         band_std: Optional[str] = typer.Option(None, "--band-std", help="Per-band standard deviations used at training."),
-        tile_size: int = typer.Option(256, "--tile-size", help="The model's native tile size (multiple of 32)."),
+        tile_size: int = typer.Option(256, "--tile-size", help="The model's native tile size (a multiple of its stride, e.g. 32)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing MODEL."),
     ) -> None:
         """Wrap a plain state_dict with the metadata segxai needs (bands, band statistics, classes, tile size).
@@ -52,8 +51,10 @@ def register(app: typer.Typer) -> None:
         segxai import unet.pth -o unet_segxai.pt --arch Unet --encoder resnet34 --classes 2 --stats-from scenes/a.tif
         """
         from segxai_cli.errors import OutputError
-        from segxai_cli.model.checkpoint import load_checkpoint, save_checkpoint
-        from segxai_cli.raster.reader import BandStats, compute_band_stats, open_raster_quiet
+        from segxai_cli.model.checkpoint import check_tile_size, load_checkpoint, save_checkpoint
+        from segxai_cli.options import parse_bands
+        from segxai_cli.raster.reader import open_raster_quiet
+        from segxai_cli.raster.stats import BandStats, compute_band_stats
 
         if output.exists() and not overwrite:
             raise OutputError(f"{output}: exists (use --overwrite to replace it)")
@@ -63,30 +64,29 @@ def register(app: typer.Typer) -> None:
         if decoder_channels:
             kwargs["decoder_channels"] = [int(v) for v in decoder_channels.split(",") if v]
         net, info = load_checkpoint(state_dict, arch=arch, encoder=encoder, classes=classes, model_kwargs=kwargs)
-        bands = parse_bidx(bidx) or list(range(1, info.in_channels + 1))
+        bands = parse_bands(bidx) or list(range(1, info.in_channels + 1))
         if len(bands) != info.in_channels:
-            raise SegxaiError(f"--bidx: {len(bands)} band(s) given but the weights take {info.in_channels}")
+            raise UsageError(f"--bidx: {len(bands)} band(s) given but the weights take {info.in_channels}")
         mean, std = _floats(band_mean, "--band-mean"), _floats(band_std, "--band-std")
         if (mean is None) != (std is None):
-            raise SegxaiError("give both --band-mean and --band-std, or neither")
+            raise UsageError("give both --band-mean and --band-std, or neither")
         if mean is not None:
             if len(mean) != len(bands) or len(std) != len(bands) or min(std) <= 0:
-                raise SegxaiError(f"--band-mean/--band-std: need {len(bands)} values each, std > 0")
+                raise UsageError(f"--band-mean/--band-std: need {len(bands)} values each, std > 0")
             stats = BandStats(mean, std)
         elif stats_from:
             stats = compute_band_stats(stats_from, bands)
             with open_raster_quiet(stats_from[0]) as src:
                 info.source_dtype = src.dtypes[0]
         else:
-            raise SegxaiError("band statistics needed: give --band-mean and --band-std, or --stats-from SCENE")
-        if tile_size % 32:
-            raise SegxaiError(f"--tile-size {tile_size}: must be a multiple of 32")
+            raise UsageError("band statistics needed: give --band-mean and --band-std, or --stats-from SCENE")
+        check_tile_size(tile_size, net, "--tile-size")
         info.bands = bands
         info.band_stats = stats
         info.tile_size = tile_size
         info.target_class = target_class
         if class_names:
             info.class_names = [c.strip() for c in class_names.split(",")]
-        info.provenance = {"imported_from": str(state_dict), "imported_sha256": info.sha256}
+        info.provenance = {"imported_from": state_dict.name, "imported_sha256": info.sha256}
         save_checkpoint(output, net, info)
         typer.echo(f"wrote {output}")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from segxai_cli.errors import OutputError, SegxaiError
+from segxai_cli.cli import options as O
+from segxai_cli.errors import UsageError
 
-SYNTH_HELP = """Write COUNT synthetic aerial scenes (RGB, 0.3 m, UTM 33N) and their building masks.
+HELP = """Write COUNT synthetic aerial scenes (RGB, 0.3 m, UTM 33N) and their building masks.
 
-Scene k (k = 0..COUNT-1) uses seed SEED+k and is written as OUTDIR/<prefix>_<seed>.tif with its mask
-OUTDIR/<prefix>_<seed>_mask.tif (1 = building). Scenes are placed side by side, west to east, so
-they do not overlap in a GIS. The output depends only on the seed and the size.
+Scene k (k = 0..COUNT-1) uses seed SEED+k and is written as OUTDIR/<prefix>_<seed>.tif with its mask OUTDIR/<prefix>_<seed>_mask.tif (1 = building). Scenes are placed side by side, west to east, so they do not overlap in a GIS. The output depends only on the seed and the size.
+
+\b
+Example:
+  segxai synth -o sample_tiles --count 3 --size 1024 --seed 1
 """
 
 
@@ -23,63 +26,32 @@ def parse_size(value: str) -> tuple[int, int]:
     try:
         nums = [int(p) for p in parts]
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: expected W or WxH, e.g. 1024 or 2048x1024") from None
+        raise UsageError(f"--size {value!r}: expected W or WxH, e.g. 1024 or 2048x1024") from None
     if len(nums) == 1:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 1:
-        raise typer.BadParameter(f"{value!r}: expected W or WxH with positive integers")
+        raise UsageError(f"--size {value!r}: expected W or WxH with positive integers")
     return nums[0], nums[1]
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``synth`` subcommand to ``app``."""
+    app.command("synth", help=HELP, no_args_is_help=True)(synth)
 
-    @app.command("synth", help=SYNTH_HELP)
-    def synth(
-        outdir: Path = typer.Argument(..., help="Output folder (created if missing)."),
-        count: int = typer.Option(1, "--count", "-n", min=1, help="Number of scenes."),
-        size: str = typer.Option("1024", "--size", help="Scene size in pixels: W or WxH."),
-        seed: int = typer.Option(1, "--seed", min=0, help="Seed of the first scene (the others use seed+1, ...)."),
-        prefix: str = typer.Option("scene", "--prefix", help="File name prefix."),
-        nodata_border: bool = typer.Option(
-            False, "--nodata-border", help="Cut off one corner along a slanted edge: pixels 0, declared nodata=0, mask 0."
-        ),
-        dtype: str = typer.Option("uint8", "--dtype", help="uint8, or uint16 (12-bit-like: 8-bit radiometry x 16)."),
-        block: int = typer.Option(1024, "--block", min=16, help="Rendering window size (memory bound); output does not depend on it."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
-    ) -> None:
-        from segxai_cli.synth import DEFAULT_ORIGIN, write_scene
 
-        if dtype not in ("uint8", "uint16"):
-            raise typer.BadParameter(f"{dtype!r}: expected uint8 or uint16", param_hint="--dtype")
-        width, height = parse_size(size)
-        digits = max(2, len(str(seed + count - 1)))
-        names = [f"{prefix}_{s:0{digits}d}" for s in range(seed, seed + count)]
-        try:
-            if outdir.exists() and not outdir.is_dir():
-                raise OutputError(f"{outdir} exists and is not a folder")
-            if not overwrite:  # refuse before writing anything
-                for name in names:
-                    for p in (outdir / f"{name}.tif", outdir / f"{name}_mask.tif"):
-                        if p.exists():
-                            raise OutputError(f"{p} already exists (use --overwrite to replace it)")
-            outdir.mkdir(parents=True, exist_ok=True)
-            # scenes side by side, with a gap of at least 1 km, on round kilometres
-            stride = (math.ceil(width * 0.3 / 1000.0) + 1) * 1000.0
-            for k, name in enumerate(names):
-                info = write_scene(
-                    outdir / f"{name}.tif",
-                    outdir / f"{name}_mask.tif",
-                    width,
-                    height,
-                    seed + k,
-                    block=block,
-                    origin=(DEFAULT_ORIGIN[0] + k * stride, DEFAULT_ORIGIN[1]),
-                    dtype=dtype,
-                    nodata_border=nodata_border,
-                    overwrite=overwrite,
-                )
-                typer.echo(f"{info['image']}\t{info['mask']}\tbuildings {info['building_fraction']:.1%}")
-        except SegxaiError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+def synth(
+    output: Annotated[Path, typer.Option("-o", "--output", metavar="OUTDIR", help="Output folder (created if missing).", show_default=False)],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Number of scenes.")] = 1,
+    size: Annotated[str, typer.Option("--size", help="Scene size in pixels: W or WxH.")] = "1024",
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first scene (the others use seed+1, ...).")] = 1,
+    prefix: Annotated[str, typer.Option("--prefix", help="File name prefix.")] = "scene",
+    nodata_border: Annotated[bool, typer.Option("--nodata-border", help="Cut off one corner along a slanted edge: pixels 0, declared nodata=0, mask 0.")] = False,
+    dtype: Annotated[str, typer.Option("--dtype", help="uint8, or uint16 (12-bit-like: 8-bit radiometry x 16).")] = "uint8",
+    block: Annotated[int, typer.Option("--block", min=16, help="Rendering window size (memory bound); the output does not depend on it.")] = 1024,
+    overwrite: O.Overwrite = False,
+) -> None:
+    from segxai_cli.synth import write_scenes
+
+    width, height = parse_size(size)
+    for info in write_scenes(output, count, width, height, seed, prefix=prefix, dtype=dtype,
+                             nodata_border=nodata_border, block=block, overwrite=overwrite):
+        typer.echo(f"{info['image']}\t{info['mask']}\tbuildings {info['building_fraction']:.1%}")

@@ -9,8 +9,9 @@ from typing import Optional
 
 import typer
 
-from segxai_cli.cli.common import DEVICE_HELP, parse_bidx, setup_logging, show_progress
-from segxai_cli.errors import SegxaiError
+from segxai_cli.cli import options as O
+from segxai_cli.cli.console import is_terminal, setup_logging
+from segxai_cli.errors import UsageError
 
 HELP = """Train a segmentation model (segmentation-models-pytorch) on random windows of GeoTIFF scenes.
 
@@ -39,9 +40,9 @@ def _parse_ints(value: Optional[str], option: str) -> Optional[list[int]]:
     try:
         out = [int(v) for v in value.replace(" ", "").split(",") if v]
     except ValueError:
-        raise SegxaiError(f"{option} {value!r}: expected comma-separated integers, e.g. 64,32,16") from None
+        raise UsageError(f"{option} {value!r}: expected comma-separated integers, e.g. 64,32,16") from None
     if not out:
-        raise SegxaiError(f"{option} {value!r}: expected comma-separated integers")
+        raise UsageError(f"{option} {value!r}: expected comma-separated integers")
     return out
 
 
@@ -67,16 +68,17 @@ def train_command(
     min_valid: float = typer.Option(0.5, "--min-valid", help="Redraw windows with less than this labelled (non-nodata) fraction."),
     jitter: float = typer.Option(0.1, "--jitter", help="Colour augmentation: random per-band gain 1±J and offset ±J (in standard deviations); 0 = off."),
     seed: int = typer.Option(0, "--seed", help="Random seed (training is deterministic for a seed on the CPU)."),
-    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
-    bidx: Optional[str] = typer.Option(None, "-b", "--bidx", help="1-based bands to train on, e.g. 1,2,3 (default: all)."),
+    device: O.Device = "auto",
+    bidx: Optional[str] = typer.Option(None, "-b", "--bidx", help="1-based bands to train on, e.g. 1,2,3 (default: all).", show_default=False),
     init: Optional[Path] = typer.Option(None, "--init", metavar="CHECKPOINT", help="Start from this segxai checkpoint's weights (fine-tune); its architecture, encoder, classes, bands and normalisation are used and --arch/--encoder/--encoder-depth/--decoder-channels/--classes/--class-names are ignored."),
     log_file: Optional[Path] = typer.Option(None, "--log", help="CSV log path (default <model stem>_log.csv next to MODEL)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing MODEL (and log)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only errors."),
-    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More logging (-v, -vv)."),
+    quiet: O.Quiet = False,
+    verbose: O.Verbose = 0,
 ) -> None:
     setup_logging(verbose, quiet)
-    from segxai_cli.training.loop import train_model
+    from segxai_cli.options import parse_bands
+    from segxai_cli.training.recipe import TrainConfig, resolve_class_names
 
     model_kwargs: dict = {}
     if encoder_depth is not None:
@@ -97,13 +99,18 @@ def train_command(
             err=True,
         )
 
+    recipe = TrainConfig(
+        epochs=epochs, tile_size=tile_size, crop_size=crop_size, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
+        seed=seed, samples_per_epoch=samples_per_epoch, loss=loss, schedule=schedule, min_valid=min_valid, jitter=jitter,
+    ).validate()
+    bands = parse_bands(bidx)
+    if init is None:
+        resolve_class_names(classes, names)
+    from segxai_cli.training.loop import train_model  # torch: only once the options are known to be good
     result = train_model(
-        images, masks, output,
-        arch=arch, encoder=encoder, classes=classes, class_names=names, model_kwargs=model_kwargs,
-        epochs=epochs, tile_size=tile_size, crop_size=crop_size, batch_size=batch_size, lr=lr, val_fraction=val_fraction, seed=seed,
-        device=device, bidx=parse_bidx(bidx), samples_per_epoch=samples_per_epoch, loss=loss, schedule=schedule,
-        min_valid=min_valid, jitter=jitter, overwrite=overwrite, log_path=log_file, progress=show_progress(quiet), on_epoch=on_epoch,
-        extra_provenance={"command": _command_line()}, init=init,
+        images, masks, output, arch=arch, encoder=encoder, classes=classes, class_names=names, model_kwargs=model_kwargs,
+        config=recipe, device=device, bidx=bands, overwrite=overwrite, log_path=log_file,
+        progress=not quiet and is_terminal(), on_epoch=on_epoch, extra_provenance={"command": _command_line()}, init=init,
     )
     iou = result.best_iou
     what = result.info.provenance.get("selected_by", "val_iou").replace("_iou", " IoU")
@@ -113,12 +120,11 @@ def train_command(
 
 
 def _command_line() -> str:
+    """The command, for the checkpoint's provenance; paths reduced to file names (no machine's folders)."""
     import shlex
 
-    argv = sys.argv
-    if argv and Path(argv[0]).name in ("segxai", "segxai.exe") :
-        return "segxai " + " ".join(shlex.quote(a) for a in argv[1:])
-    return ""
+    args = [Path(a).name if "/" in a else a for a in sys.argv[1:]]
+    return "segxai " + " ".join(shlex.quote(a) for a in args) if args else ""
 
 
 def register(app: typer.Typer) -> None:

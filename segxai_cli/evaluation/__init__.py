@@ -1,40 +1,44 @@
-"""The faithfulness study (seed 001): reduced inputs M1/M2/M3, metrics, reports.
+"""The faithfulness study: reduced inputs M1/M2/M3, metrics, reports.
 
     from segxai_cli.evaluation import evaluate_scenes
     rows = evaluate_scenes(["scene.tif"], masks="masks/", methods=["gradcam", "scorecam"],
                            layers=["decoder.last"], thresholds=[0.1, 0.2, 0.3])
+
+Modules, in data-flow order: ``config`` (options, columns) → ``run`` (scenes → tiles) → ``batch``
+(one batch: CAMs, reduced inputs, rows) with ``reduce`` and ``metrics`` → ``summary`` (aggregation)
+→ ``report`` (files), ``tables`` (terminal), ``plots``.
 """
 
-from segxai_cli.evaluation.reduce import MODES, binarize, fill_values, keep_mask, reduced_inputs
-from segxai_cli.evaluation.study import (
-    COLUMNS,
-    DEFAULT_LAYERS,
-    DEFAULT_METHODS,
-    SWEEP_THRESHOLDS,
-    StudyConfig,
-    StudyResult,
-    TileTensors,
-    evaluate_batch,
-    evaluate_scenes,
-    randomized_copy,
-    run_study,
-)
+from __future__ import annotations
 
-__all__ = [
-    "COLUMNS",
-    "DEFAULT_LAYERS",
-    "DEFAULT_METHODS",
-    "MODES",
-    "SWEEP_THRESHOLDS",
-    "StudyConfig",
-    "StudyResult",
-    "TileTensors",
-    "binarize",
-    "evaluate_batch",
-    "evaluate_scenes",
-    "fill_values",
-    "keep_mask",
-    "randomized_copy",
-    "reduced_inputs",
-    "run_study",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "COLUMNS": "segxai_cli.evaluation.config",
+    "DEFAULT_LAYERS": "segxai_cli.evaluation.config",
+    "DEFAULT_METHODS": "segxai_cli.evaluation.config",
+    "MODES": "segxai_cli.evaluation.config",
+    "SWEEP_THRESHOLDS": "segxai_cli.evaluation.config",
+    "StudyConfig": "segxai_cli.evaluation.config",
+    "TileTensors": "segxai_cli.evaluation.batch",
+    "evaluate_batch": "segxai_cli.evaluation.batch",
+    "randomized_copy": "segxai_cli.evaluation.batch",
+    "StudyResult": "segxai_cli.evaluation.run",
+    "evaluate_scenes": "segxai_cli.evaluation.run",
+    "run_study": "segxai_cli.evaluation.run",
+    "write_report": "segxai_cli.evaluation.report",
+    "report_paths": "segxai_cli.evaluation.report",
+    "binarize": "segxai_cli.evaluation.reduce",
+    "fill_values": "segxai_cli.evaluation.reduce",
+    "keep_mask": "segxai_cli.evaluation.reduce",
+    "reduced_inputs": "segxai_cli.evaluation.reduce",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'segxai_cli.evaluation' has no attribute {name!r}")

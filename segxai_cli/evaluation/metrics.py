@@ -18,27 +18,12 @@ from collections.abc import Sequence
 
 import torch
 
+from segxai_cli.model.outputs import class_prob, predicted_class  # noqa: F401  (metrics vocabulary: M.class_prob)
+
 NAN = float("nan")
 
 
 # ----------------------------------------------------------------------------- probabilities
-def class_prob(logits: torch.Tensor, target_class: int) -> torch.Tensor:
-    """p_c per pixel (B, H, W): softmax over L classes, or sigmoid for a binary one-channel model."""
-    logits = logits.float()
-    if logits.shape[1] == 1:
-        p1 = torch.sigmoid(logits[:, 0])
-        return p1 if target_class == 1 else 1.0 - p1
-    return torch.softmax(logits, 1)[:, target_class]
-
-
-def predicted_class(logits: torch.Tensor, target_class: int) -> torch.Tensor:
-    """``argmax == c`` (B, H, W) bool; for a binary model ``sigmoid > 0.5`` (class 1) or its complement."""
-    if logits.shape[1] == 1:
-        fg = logits[:, 0] > 0
-        return fg if target_class == 1 else ~fg
-    return logits.argmax(1) == target_class
-
-
 def pixel_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Normalised Shannon entropy per pixel (B, H, W), in [0, 1].
 

@@ -30,19 +30,15 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from segxai_cli.errors import SegxaiError
-from segxai_cli.raster.reader import BandStats
-
-MODES: tuple[str, ...] = ("M1", "M2", "M3")
-MODE_NAMES = {"M1": "background only", "M2": "highlighted only", "M3": "highlighted + target"}
-FILLS: tuple[str, ...] = ("mean", "zero", "blur")
-DEFAULT_BLUR_SIGMA = 8.0
+from segxai_cli.errors import SegxaiError, UsageError
+from segxai_cli.evaluation.config import DEFAULT_BLUR_SIGMA, FILLS, MODES, check_modes
+from segxai_cli.raster.stats import BandStats
 
 
 def check_threshold(t: float) -> float:
     t = float(t)
     if not (0.0 <= t <= 1.0) or math.isnan(t):
-        raise SegxaiError(f"threshold {t:g} is outside [0, 1] (saliency maps are min-max normalised to [0, 1])")
+        raise UsageError(f"threshold {t:g} is outside [0, 1] (saliency maps are min-max normalised to [0, 1])")
     return t
 
 
@@ -60,16 +56,6 @@ def keep_mask(mode: str, phi: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     if mode == "M3":
         return phi | target
     raise SegxaiError(f"unknown evaluation mode {mode!r}; valid: {', '.join(MODES)}")
-
-
-def check_modes(modes: Sequence[str]) -> list[str]:
-    out = []
-    for m in modes:
-        key = str(m).strip().upper()
-        if key not in MODES:
-            raise SegxaiError(f"unknown evaluation mode {m!r}; valid: {', '.join(MODES)}")
-        out.append(key)
-    return list(dict.fromkeys(out))
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float = DEFAULT_BLUR_SIGMA) -> torch.Tensor:

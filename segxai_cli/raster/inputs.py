@@ -20,15 +20,16 @@ from pathlib import Path
 from typing import Union
 
 from segxai_cli.errors import InputError
+from segxai_cli.raster.source import RasterSource
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 OUTPUT_SUFFIXES = ("_saliency.tif", "_prediction.tif")
 MASK_SUFFIX = "_mask"
 
-PathSpec = Union[str, Path]
+PathSpec = Union[str, Path, RasterSource]
 
 
-def is_mask_name(path: Path) -> bool:
+def is_mask_name(path: Union[Path, RasterSource]) -> bool:
     return path.stem.lower().endswith(MASK_SUFFIX)
 
 
@@ -37,17 +38,22 @@ def _is_candidate(p: Path) -> bool:
     return p.is_file() and name.endswith(RASTER_SUFFIXES) and not name.startswith(".") and not name.endswith(OUTPUT_SUFFIXES)
 
 
-def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files, folders and globs into (files, problems).
+def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[list[RasterSource], list[tuple[str, str]]]:
+    """Expand files, folders and globs into (sources, problems).
 
     A problem is ``(spec, reason)`` for a folder or glob that gave no file; callers decide whether it
     is fatal. A named file is returned as is, even if missing: opening it gives the clear error.
+    Locations that are not local files (``/vsi…`` paths, URLs) are passed through unchanged.
     With ``masks=False``, ``*_mask`` files from folders/globs are left out (they are masks).
     """
-    found: dict[str, Path] = {}
+    found: dict[str, RasterSource] = {}
     problems: list[tuple[str, str]] = []
     for item in items:
-        spec = str(item)
+        source = RasterSource.of(item)
+        spec = source.uri
+        if not source.is_local:
+            found.setdefault(spec, source)
+            continue
         p = Path(spec)
         if p.is_dir():
             matches = sorted(m for m in p.iterdir() if _is_candidate(m))
@@ -56,7 +62,7 @@ def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[lis
             matches = sorted(Path(m) for m in glob.glob(spec, recursive=True) if _is_candidate(Path(m)))
             reason = "no files match"
         else:
-            found.setdefault(os.path.abspath(p), p)
+            found.setdefault(os.path.abspath(p), source)
             continue
         if not masks and any(is_mask_name(m) for m in matches):
             matches = [m for m in matches if not is_mask_name(m)]
@@ -64,11 +70,11 @@ def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[lis
         if not matches:
             problems.append((spec, reason))
         for m in matches:
-            found.setdefault(os.path.abspath(m), m)
+            found.setdefault(os.path.abspath(m), RasterSource.of(m))
     return sorted(found.values(), key=str), problems
 
 
-def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[Path, Path | None]:
+def match_masks(scenes: Sequence[RasterSource], mask_items: Iterable[PathSpec]) -> dict[RasterSource, RasterSource | None]:
     """The mask of each scene (see the module docstring), or None where there is none.
 
     Raises :class:`InputError` when a mask input does not exist or a scene has several candidates.
@@ -80,14 +86,14 @@ def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[
     for m in files:
         if not m.exists():
             raise InputError(f"masks {m}: no such file or folder")
-    by_name: dict[str, list[Path]] = {}
+    by_name: dict[str, list[RasterSource]] = {}
     for m in files:
         by_name.setdefault(m.name.lower(), []).append(m)
-    if len(scenes) == 1 and len(mask_items) == 1 and Path(mask_items[0]).is_file():
-        return {scenes[0]: Path(mask_items[0])}  # one scene, one mask file: whatever its name
-    out: dict[Path, Path | None] = {}
+    if len(scenes) == 1 and len(mask_items) == 1 and _is_file(mask_items[0]):
+        return {scenes[0]: files[0]}  # one scene, one mask file: whatever its name
+    out: dict[RasterSource, RasterSource | None] = {}
     for scene in scenes:
-        cands: list[Path] = []
+        cands: list[RasterSource] = []
         for suffix in RASTER_SUFFIXES:
             cands = by_name.get(f"{scene.stem}{MASK_SUFFIX}{suffix}".lower(), [])
             if cands:
@@ -95,7 +101,7 @@ def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[
         if not cands:
             cands = [m for m in by_name.get(scene.name.lower(), []) if _resolved(m) != _resolved(scene)]
         if len(cands) > 1:
-            same_dir = [c for c in cands if _resolved(c.parent) == _resolved(scene.parent)]
+            same_dir = [c for c in cands if _folder(c) == _folder(scene)]
             if len(same_dir) != 1:
                 raise InputError(f"{scene}: several candidate masks ({', '.join(map(str, cands))}); pass one masks folder")
             cands = same_dir
@@ -103,8 +109,19 @@ def match_masks(scenes: Sequence[Path], mask_items: Iterable[PathSpec]) -> dict[
     return out
 
 
-def _resolved(p: Path) -> Path:
+def _is_file(item: PathSpec) -> bool:
+    source = RasterSource.of(item)
+    return not source.is_local or source.path.is_file()
+
+
+def _resolved(s: RasterSource) -> str:
+    if not s.is_local:
+        return s.uri
     try:
-        return p.resolve()
+        return str(s.path.resolve())
     except OSError:
-        return p.absolute()
+        return str(s.path.absolute())
+
+
+def _folder(s: RasterSource) -> str:
+    return _resolved(s).rsplit("/", 1)[0]

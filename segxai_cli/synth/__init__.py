@@ -29,7 +29,16 @@ Modules, each importing only those below it:
 
 from __future__ import annotations
 
-from segxai_cli.synth.geotiff import DEFAULT_CRS, DEFAULT_ORIGIN, generate_scene, mask_profile, scene_profile, write_scene
+from segxai_cli.synth.geotiff import (
+    DEFAULT_CRS,
+    DEFAULT_ORIGIN,
+    generate_scene,
+    mask_profile,
+    scene_names,
+    scene_profile,
+    write_scene,
+    write_scenes,
+)
 from segxai_cli.synth.render import UINT16_SCALE, render_window
 
 __all__ = [
@@ -40,5 +49,7 @@ __all__ = [
     "render_window",
     "scene_profile",
     "mask_profile",
+    "scene_names",
     "write_scene",
+    "write_scenes",
 ]

@@ -11,7 +11,9 @@ memory does not grow with the scene, and writes both files atomically (:mod:`seg
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +208,41 @@ def _write_windows(
                 n_building += int(mask.sum(dtype=np.int64))
                 n_valid += int(np.count_nonzero(img[0])) if nodata_border else w * h
     return n_building, n_valid
+
+
+def scene_names(count: int, seed: int, prefix: str = "scene") -> list[str]:
+    """``<prefix>_<seed>`` for ``count`` consecutive seeds, zero-padded to a common width."""
+    digits = max(2, len(str(seed + count - 1)))
+    return [f"{prefix}_{s:0{digits}d}" for s in range(seed, seed + count)]
+
+
+def write_scenes(outdir: str | Path, count: int, width: int, height: int, seed: int = 1, *, prefix: str = "scene",
+                 dtype: str = "uint8", nodata_border: bool = False, block: int = 1024,
+                 overwrite: bool = False) -> Iterator[dict]:
+    """Write ``count`` scene/mask pairs (seeds ``seed``, ``seed+1``…) into ``outdir``, side by side.
+
+    Existing files are refused before anything is written (unless ``overwrite``). Scenes are placed
+    west to east with a gap of at least 1 km, on round kilometres, so they never overlap in a GIS.
+    Yields each pair's info as it is written.
+    """
+    from segxai_cli.errors import UsageError
+
+    if dtype not in ("uint8", "uint16"):
+        raise UsageError(f"--dtype {dtype!r}: expected uint8 or uint16")
+    if count < 1:
+        raise UsageError(f"--count {count}: must be at least 1")
+    outdir = Path(outdir)
+    names = scene_names(count, seed, prefix)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"{outdir} exists and is not a folder")
+    if not overwrite:
+        for name in names:
+            for p in (outdir / f"{name}.tif", outdir / f"{name}_mask.tif"):
+                if p.exists():
+                    raise OutputError(f"{p} already exists (use --overwrite to replace it)")
+    outdir.mkdir(parents=True, exist_ok=True)
+    stride = (math.ceil(width * 0.3 / 1000.0) + 1) * 1000.0
+    for k, name in enumerate(names):
+        yield write_scene(outdir / f"{name}.tif", outdir / f"{name}_mask.tif", width, height, seed + k, block=block,
+                          origin=(DEFAULT_ORIGIN[0] + k * stride, DEFAULT_ORIGIN[1]), dtype=dtype,
+                          nodata_border=nodata_border, overwrite=overwrite)

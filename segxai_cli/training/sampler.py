@@ -28,9 +28,12 @@ import numpy as np
 from rasterio.windows import Window
 
 from segxai_cli.errors import InputError
-from segxai_cli.tiling.grid import TileGrid
 from segxai_cli.raster.inputs import MASK_SUFFIX, expand_paths, match_masks
-from segxai_cli.raster.reader import BandStats, check_bands, grid_windows, normalize, open_raster_quiet, read_window
+from segxai_cli.raster.reader import check_bands, open_raster_quiet, read_window
+from segxai_cli.raster.source import RasterSource
+from segxai_cli.raster.stats import BandStats, grid_windows
+from segxai_cli.tiling.grid import TileGrid
+from segxai_cli.tiling.tiles import normalize, pad_tile
 
 IGNORE_INDEX = 255
 
@@ -39,7 +42,7 @@ IGNORE_INDEX = 255
 # Finding and matching files (the rules shared by every command: segxai_cli.raster.inputs)
 
 
-def match_pairs(images: Sequence[str | Path] | str | Path, masks: Sequence[str | Path] | str | Path) -> list[tuple[Path, Path]]:
+def match_pairs(images: Sequence[str | Path] | str | Path, masks: Sequence[str | Path] | str | Path) -> list[tuple[RasterSource, RasterSource]]:
     """Pair every scene with its mask (see the module docstring for the rule)."""
     images = [images] if isinstance(images, (str, Path)) else list(images)
     masks = [masks] if isinstance(masks, (str, Path)) else list(masks)
@@ -69,8 +72,8 @@ def match_pairs(images: Sequence[str | Path] | str | Path, masks: Sequence[str |
 class ScenePair:
     """One scene and its mask, validated (no pixel data)."""
 
-    image: Path
-    mask: Path
+    image: RasterSource
+    mask: RasterSource
     width: int
     height: int
     count: int
@@ -83,7 +86,7 @@ class ScenePair:
 
 
 def validate_pairs(
-    pairs: Sequence[tuple[Path, Path]], *, bidx: Sequence[int] | None, classes: int, block: int = 512
+    pairs: Sequence[tuple[RasterSource, RasterSource]], *, bidx: Sequence[int] | None, classes: int, block: int = 512
 ) -> tuple[list[ScenePair], list[int]]:
     """Open every pair and check it before any training: GeoTIFFs, same grid, bands, mask values.
 
@@ -232,8 +235,9 @@ class WindowSampler:
         h, w = valid.shape
         img = np.zeros((len(self.bidx), size, size), np.float32)
         tgt = np.full((size, size), IGNORE_INDEX, np.int64)
-        if normalise:
-            img[:, :h, :w] = normalize(data, valid, self.stats)
+        if normalise:  # the one tile rule (tiling.tiles): pad, then where(valid, (x - mean) / std, 0)
+            x, v = pad_tile(data, valid, size)
+            img = normalize(x[None], v[None], self.stats)[0].numpy()
         ok = valid & mvalid
         tgt[:h, :w] = np.where(ok, values, IGNORE_INDEX)
         return img, tgt

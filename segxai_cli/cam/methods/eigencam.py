@@ -1,14 +1,19 @@
-"""Eigen-CAM: projection of the activations on their first principal component.
+"""Eigen-CAM (Muhammad & Yeasin 2020): projection of the activations on their first principal component.
 
-The reference does a full numpy SVD of the (positions x positions) matrix, which needs 32 GiB at a
-256 x 256 decoder layer. The first right singular vector of the centred (P x K) matrix is the top
-eigenvector of the K x K covariance, so we form that (one batched matmul) and take ``eigh`` of it.
+Class-agnostic; the raw SVD sign is arbitrary, so each map is flipped to correlate positively with
+the target region (:func:`orient`).
+
+pytorch-grad-cam does a full numpy SVD of the (positions × positions) matrix, which needs 32 GiB at
+a 256 × 256 decoder layer. The first right singular vector of the centred (P × K) matrix is the top
+eigenvector of the K × K covariance, so we form that (one batched matmul) and take ``eigh`` of it.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from segxai_cli.cam.context import CamContext
 
 
 def first_component(A: torch.Tensor) -> torch.Tensor:
@@ -40,3 +45,7 @@ def orient(proj: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
 def eigencam(A: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Class-agnostic Eigen-CAM map (B, h, w), oriented towards the target region."""
     return orient(first_component(A), region)
+
+
+def compute(ctx: CamContext, i: int) -> torch.Tensor:
+    return eigencam(ctx.acts[i], ctx.region)

@@ -1,0 +1,41 @@
+"""Score-CAM (Wang et al. 2020), batched over (image, channel) pairs.
+
+``m_k`` = A_k bilinearly upsampled to the tile (align_corners=True), min-max normalised per
+(image, channel) with eps 1e-8; ``s_k = y(x ⊙ m_k)``; ``w = softmax_k(s)``; ``map = sum_k w_k A_k``.
+
+The masked inputs of every pair are flattened and run in chunks of ``score_chunk`` (32) under
+no_grad on the device. Channels whose activation is constant give an all-zero mask, i.e. the same
+all-zero input for every such channel: that input is evaluated once and its score reused.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from segxai_cli.cam.context import CamContext
+from segxai_cli.cam.methods._channels import weighted_sum
+
+
+@torch.no_grad()
+def compute(ctx: CamContext, i: int) -> torch.Tensor:
+    A, x = ctx.acts[i], ctx.images
+    B, K = A.shape[:2]
+    H, W = x.shape[-2:]
+    chunk = int(ctx.opts.get("score_chunk", 32))
+    flat = A.flatten(2)
+    const = flat.amax(2) == flat.amin(2)  # (B, K)
+    scores = torch.zeros(B, K, device=A.device, dtype=torch.float32)
+    if bool(const.any()):
+        z0 = ctx.adapter.logits(ctx.forward(torch.zeros_like(x[:1])), (H, W))
+        s0 = ctx.scores(z0.expand(B, *z0.shape[1:]), ctx.region)  # zero input, each image's own region
+        scores = torch.where(const, s0[:, None], scores)
+    bi, ki = (~const).nonzero(as_tuple=True)
+    for s in range(0, bi.numel(), chunk):
+        b, k = bi[s:s + chunk], ki[s:s + chunk]
+        m = F.interpolate(A[b, k][:, None], size=(H, W), mode="bilinear", align_corners=True)
+        mf = m.flatten(1)
+        lo, hi = mf.amin(1).view(-1, 1, 1, 1), mf.amax(1).view(-1, 1, 1, 1)
+        m = (m - lo) / (hi - lo + 1e-8)
+        scores[b, k] = ctx.scores(ctx.forward(x[b] * m), ctx.region[b]).float()
+    return weighted_sum(torch.softmax(scores, 1), A)

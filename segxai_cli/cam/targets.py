@@ -1,0 +1,24 @@
+"""What a CAM explains: the target region of each image and its score.
+
+``y = sum over the region of the class logit`` (or probability, ``use_probs``) — Vinogradova's
+Seg-Grad-CAM and pytorch-grad-cam's ``SemanticSegmentationTarget``. The gradient methods are
+invariant to using the region's mean instead (it only rescales the map before min-max); the
+perturbation methods are not, which is why they may ask for the mean (see their files).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from segxai_cli.model.outputs import class_score, predicted_class
+
+
+def predict_region(logits: torch.Tensor, target_class: int) -> torch.Tensor:
+    """Predicted mask of ``target_class`` (B, H, W) bool: argmax over L, or sigmoid > 0.5 for one channel."""
+    return predicted_class(logits, target_class)
+
+
+def target_scores(logits: torch.Tensor, region: torch.Tensor, target_class: int, use_probs: bool = False) -> torch.Tensor:
+    """y = sum over the region of the class logit (or probability), one per image: (B,)."""
+    s = class_score(logits.float(), target_class, use_probs)
+    return (s * region.to(s.dtype)).sum((1, 2))

@@ -1,0 +1,36 @@
+"""Options several commands share, declared once (rio's ``options.py``): same names, same help.
+
+Only typer and the light parts of segxai are imported here, so ``--help`` never loads torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from segxai_cli.cam.registry import grammar
+
+Model = Annotated[Optional[Path], typer.Option(
+    "-m", "--model", metavar="MODEL", help="Model checkpoint (.pt). Default: the bundled sample building model.", show_default=False)]
+ModelArg = Annotated[Optional[Path], typer.Argument(
+    metavar="[MODEL]", help="Model checkpoint (.pt). Default: the bundled sample building model.", show_default=False)]
+Device = Annotated[str, typer.Option("--device", metavar="DEVICE", help="Torch device: auto (CUDA when available), cpu, cuda or cuda:N.")]
+Bidx = Annotated[Optional[str], typer.Option(
+    "-b", "--bidx", metavar="BANDS", help="Input bands, 1-based, comma-separated (e.g. 1,2,3). Default: the model's.", show_default=False)]
+Methods = Annotated[Optional[list[str]], typer.Option(
+    "--method", metavar="NAME", help=f"Method(s): repeat or comma-separate. Names: {grammar()}.", show_default=False)]
+Layers = Annotated[Optional[list[str]], typer.Option(
+    "--layer", metavar="LAYER", help="Target layer: dotted module name or alias (decoder.N, decoder.last, bottleneck, encoder.N; "
+    "see `segxai layers`). 'a+b' averages the maps of several layers; repeating --layer gives one map per "
+    "layer. Default: decoder.last.", show_default=False)]
+TargetClass = Annotated[Optional[str], typer.Option(
+    "--class", metavar="CLASS", help="Class to explain: index or name. Default: the checkpoint's target class.", show_default=False)]
+Probs = Annotated[bool, typer.Option("--probs", help="Explain the class probability instead of the logit.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr; no progress.")]
+Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")]
+Json = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
+BatchSize = Annotated[Optional[int], typer.Option(
+    "--batch-size", metavar="N", help="Tiles per batch. Default: 16 on CUDA, 4 on CPU.", show_default=False)]

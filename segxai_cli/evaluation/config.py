@@ -1,0 +1,97 @@
+"""The options of a faithfulness study and the columns of its tidy CSV.
+
+Methods, layers and thresholds use the grammars every command shares (:mod:`segxai_cli.options`,
+:mod:`segxai_cli.cam.registry`): ``all``/``all-gradient`` work here exactly as in explain, and
+repeated ``--layer`` values are compared while ``a+b`` averages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from segxai_cli.cam.registry import resolve_methods
+from segxai_cli.errors import UsageError
+from segxai_cli.options import parse_layers, parse_thresholds
+
+DEFAULT_METHODS: tuple[str, ...] = ("gradcam", "gradcam++", "xgradcam", "scorecam", "eigencam")
+DEFAULT_LAYERS: tuple[str, ...] = ("decoder.last",)
+DEFAULT_THRESHOLD = 0.5
+SWEEP_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
+DEFAULT_CURVE_STEPS = 10
+DEFAULT_BLUR_SIGMA = 8.0
+MODES: tuple[str, ...] = ("M1", "M2", "M3")
+MODE_NAMES = {"M1": "background only", "M2": "highlighted only", "M3": "highlighted + target"}
+FILLS: tuple[str, ...] = ("mean", "zero", "blur")
+MASK_IGNORE_VALUE = 255
+
+# The tidy CSV's columns, in order (documented in docs/study.md).
+COLUMNS: tuple[str, ...] = (
+    "scene", "tile", "row_off", "col_off", "method", "layer", "threshold", "mode",
+    "target_source", "target_class", "empty_target", "empty_prediction", "n_valid", "n_target",
+    "kept_fraction",
+    "confidence_full", "confidence", "confidence_drop",
+    "entropy_full", "entropy", "entropy_increase",
+    "iou_full", "iou", "iou_change", "iou_pred",
+    "dice_explained", "saliency_ratio", "pps", "ips",
+    "deletion_auc", "insertion_auc", "sanity_spearman",
+)
+METRIC_COLUMNS: tuple[str, ...] = COLUMNS[COLUMNS.index("kept_fraction"):]
+
+
+def check_modes(modes: Sequence[str]) -> list[str]:
+    out = []
+    for m in modes:
+        key = str(m).strip().upper()
+        if key not in MODES:
+            raise UsageError(f"unknown evaluation mode {m!r}; valid: {', '.join(MODES)}")
+        out.append(key)
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class StudyConfig:
+    """Options of one study run (everything that changes the numbers is recorded in the report)."""
+
+    methods: Sequence[str] = DEFAULT_METHODS
+    layers: Sequence[str] = DEFAULT_LAYERS
+    thresholds: Sequence[float] = (DEFAULT_THRESHOLD,)
+    modes: Sequence[str] = MODES
+    target_class: int | str | None = None
+    fill: str = "mean"
+    blur_sigma: float = DEFAULT_BLUR_SIGMA
+    curve_steps: int = DEFAULT_CURVE_STEPS
+    sanity: bool = False
+    seed: int = 0
+    batch_size: int = 4
+    chunk: int = 16
+    use_probs: bool = False
+    score_chunk: int = 64
+
+    def validate(self) -> "StudyConfig":
+        """Check and normalise every field that needs no model (in place); returns self."""
+        self.methods = resolve_methods(self.methods, default=DEFAULT_METHODS)
+        self.layers = parse_layers(self.layers, default=DEFAULT_LAYERS[0])
+        self.thresholds = sorted({round(t, 6) for t in parse_thresholds(list(map(str, self.thresholds))) or []})
+        if not self.thresholds:
+            raise UsageError("no threshold given")
+        self.modes = check_modes(self.modes)
+        if self.fill not in FILLS:
+            raise UsageError(f"--fill {self.fill!r}: expected one of {', '.join(FILLS)}")
+        if self.curve_steps < 0 or self.curve_steps == 1:
+            raise UsageError(f"--curve-steps {self.curve_steps}: must be 0 (no deletion/insertion curves) or >= 2")
+        if self.batch_size < 1 or self.chunk < 1:
+            raise UsageError("--batch-size and --chunk must be at least 1")
+        if self.blur_sigma < 0:
+            raise UsageError(f"--blur-sigma {self.blur_sigma}: must be >= 0")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "methods": list(self.methods), "layers": list(self.layers), "thresholds": list(self.thresholds),
+            "modes": list(self.modes), "target_class": self.target_class, "fill": self.fill,
+            "blur_sigma": self.blur_sigma if self.fill == "blur" else None, "curve_steps": self.curve_steps,
+            "sanity": self.sanity, "seed": self.seed, "batch_size": self.batch_size, "chunk": self.chunk,
+            "use_probs": self.use_probs,
+        }

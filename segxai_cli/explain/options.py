@@ -1,0 +1,204 @@
+"""The options of an explain run, resolved once into typed values and then carried unchanged.
+
+Two steps, so that a typo fails in milliseconds — before torch, rasterio or the model is loaded:
+
+1. :func:`resolve_options` checks everything that needs no model (method names, layer syntax,
+   overlap, tile size range, normalisation, autocast, compression, the region) and returns an
+   :class:`ExplainOptions`;
+2. :func:`bind_options` checks it against the loaded model (class name, band count, tile size
+   against the model's stride, layers that exist) and fills in the model's defaults.
+
+Layers use one grammar in every command: ``a+b`` averages the maps of several layers into one;
+repeating ``--layer`` gives one map per layer (explain writes a band per method and layer,
+``<method>@<layer>``; evaluate compares them in its report).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from segxai_cli.cam.registry import resolve_methods
+from segxai_cli.errors import UsageError
+from segxai_cli.model.info import MAX_TILE, MIN_TILE
+from segxai_cli.options import layer_names, parse_bands, parse_bbox, parse_layers, parse_shard  # noqa: F401
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from segxai_cli.model.info import ModelInfo
+
+NORMALIZE_MODES = ("scene", "tile", "none")
+AUTOCAST_MODES = ("bf16", "fp16")
+COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
+
+
+# ----------------------------------------------------------------------------- the region
+@dataclass(frozen=True)
+class RegionSpec:
+    """What is explained in each scene: the predicted mask (default), a mask raster, vector objects or a box."""
+
+    kind: str = "predicted"  # predicted | mask | vector | bbox
+    location: Optional[str] = None  # mask raster ('{stem}' = the scene's name) or vector file
+    layer: Optional[str] = None  # vector layer
+    bbox: Optional[tuple[float, float, float, float]] = None
+
+    def describe(self) -> str:
+        if self.kind == "mask":
+            return f"mask:{self.location}"
+        if self.kind == "vector":
+            return f"vector:{self.location}" + (f":{self.layer}" if self.layer else "")
+        if self.kind == "bbox":
+            return "bbox:" + ",".join(repr(v) for v in self.bbox)
+        return "predicted"
+
+
+def resolve_region(region_mask=None, vector=None, vector_layer=None, bbox=None) -> RegionSpec:
+    given = [n for n, v in (("--region-mask", region_mask), ("--vector", vector), ("--bbox", bbox)) if v is not None]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: give at most one region source")
+    if vector_layer is not None and vector is None:
+        raise UsageError("--vector-layer needs --vector")
+    if region_mask is not None:
+        return RegionSpec("mask", str(region_mask))
+    if vector is not None:
+        return RegionSpec("vector", str(vector), vector_layer)
+    if bbox is not None:
+        return RegionSpec("bbox", bbox=parse_bbox(bbox))
+    return RegionSpec()
+
+
+# ----------------------------------------------------------------------------- the options
+@dataclass(frozen=True)
+class ExplainOptions:
+    """Every option of an explain run. After :func:`bind_options` no field is None except ``autocast``."""
+
+    methods: tuple[str, ...]
+    layers: tuple[str, ...]  # layer specs ('a+b' averaged); one output band per method and spec
+    target_class: Union[int, str, None] = None
+    class_name: Optional[str] = None
+    bands: Optional[tuple[int, ...]] = None
+    tile_size: Optional[int] = None
+    overlap: float = 0.25
+    normalize: str = "scene"
+    use_probs: bool = False
+    batch_size: Optional[int] = None
+    device: str = "auto"
+    autocast: Optional[str] = None
+    region: RegionSpec = field(default_factory=RegionSpec)
+    compress: str = "deflate"
+
+    @property
+    def bound(self) -> bool:
+        return self.class_name is not None
+
+    @property
+    def bands_out(self) -> list[tuple[str, str]]:
+        """(method, layer spec) of each output band, band 1 first."""
+        return [(m, layer) for layer in self.layers for m in self.methods]
+
+    @property
+    def band_names(self) -> list[str]:
+        if len(self.layers) == 1:
+            return list(self.methods)
+        return [f"{m}@{layer}" for m, layer in self.bands_out]
+
+    @property
+    def overlap_px(self) -> int:
+        """``--overlap 0.25`` means a quarter of the tile; kept even so blending windows stay symmetric."""
+        return int(round(int(self.tile_size) * self.overlap / 2)) * 2
+
+    def record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["region"] = self.region.describe()
+        return d
+
+    def key(self, model_sha256: Optional[str]) -> str:
+        """Fingerprint of what determines the outputs (not batch size, device or compression)."""
+        d = {k: v for k, v in self.record().items() if k not in ("batch_size", "device", "compress")}
+        d["model_sha256"] = model_sha256
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def resolve_options(
+    *,
+    methods: Union[str, Sequence[str], None] = None,
+    layer: Union[str, Sequence[str], None] = None,
+    target_class: Union[int, str, None] = None,
+    bands: Union[str, Sequence[int], None] = None,
+    tile_size: Optional[int] = None,
+    overlap: float = 0.25,
+    normalize: str = "scene",
+    use_probs: bool = False,
+    batch_size: Optional[int] = None,
+    device: str = "auto",
+    autocast: Optional[str] = None,
+    region_mask: Any = None,
+    vector: Any = None,
+    vector_layer: Optional[str] = None,
+    bbox: Any = None,
+    compress: str = "deflate",
+) -> ExplainOptions:
+    """Check every option that needs no model (see the module docstring)."""
+    normalize = (normalize or "scene").lower()
+    if normalize not in NORMALIZE_MODES:
+        raise UsageError(f"--normalize {normalize!r}: expected one of {', '.join(NORMALIZE_MODES)}")
+    if tile_size is not None and not MIN_TILE <= int(tile_size) <= MAX_TILE:
+        raise UsageError(f"--tile-size {tile_size}: expected {MIN_TILE}..{MAX_TILE} pixels")
+    try:
+        overlap = float(overlap)
+    except (TypeError, ValueError):
+        raise UsageError(f"--overlap {overlap!r}: expected a fraction of the tile in [0, 0.9)") from None
+    if not 0 <= overlap < 0.9:
+        raise UsageError(f"--overlap {overlap}: expected a fraction of the tile in [0, 0.9)")
+    if batch_size is not None and int(batch_size) < 1:
+        raise UsageError(f"--batch-size {batch_size}: must be at least 1")
+    autocast = None if autocast in (None, "none", "", False) else str(autocast).lower()
+    if autocast is not None and autocast not in AUTOCAST_MODES:
+        raise UsageError(f"--autocast {autocast!r}: expected none, bf16 or fp16")
+    compress = (compress or "deflate").lower()
+    if compress not in COMPRESSIONS:
+        raise UsageError(f"--compress {compress!r}: expected one of {', '.join(COMPRESSIONS)}")
+    parsed_bands = parse_bands(bands)
+    if isinstance(target_class, str) and not target_class.strip():
+        raise UsageError("--class: empty")
+    return ExplainOptions(
+        methods=tuple(resolve_methods(methods)),
+        layers=tuple(parse_layers(layer)),
+        target_class=target_class,
+        bands=tuple(parsed_bands) if parsed_bands else None,
+        tile_size=int(tile_size) if tile_size is not None else None,
+        overlap=overlap,
+        normalize=normalize,
+        use_probs=bool(use_probs),
+        batch_size=int(batch_size) if batch_size is not None else None,
+        device=str(device or "auto"),
+        autocast=autocast,
+        region=resolve_region(region_mask, vector, vector_layer, bbox),
+        compress=compress,
+    )
+
+
+def bind_options(opts: ExplainOptions, info: "ModelInfo", model: "nn.Module", device: str) -> ExplainOptions:
+    """Check the options against the loaded model and fill in its defaults (tile, bands, class…)."""
+    from segxai_cli.model.checkpoint import check_tile_size, require_band_stats
+    from segxai_cli.model.layers import resolve_layer
+
+    require_band_stats(info)
+    cls_idx, cls_name = info.resolve_class(opts.target_class)
+    bands = list(opts.bands or info.bands or range(1, info.in_channels + 1))
+    if len(bands) != info.in_channels:
+        raise UsageError(
+            f"-b/--bidx {','.join(map(str, bands))}: the model takes {info.in_channels} band(s), {len(bands)} selected"
+        )
+    tile = int(opts.tile_size or info.tile_size)
+    check_tile_size(tile, model, "--tile-size" if opts.tile_size else f"{info.path}: checkpoint tile_size")
+    for spec in opts.layers:
+        for name in layer_names(spec):
+            resolve_layer(model, name)
+    batch = opts.batch_size or (16 if device.startswith("cuda") else 4)
+    return replace(opts, target_class=cls_idx, class_name=cls_name, bands=tuple(bands), tile_size=tile,
+                   batch_size=batch, device=device)

@@ -1,0 +1,425 @@
+"""Read → tiles → CAM engine → stitch → sink, for one scene, streaming, reading and writing overlapped.
+
+Three threads, each with its own resources (GDAL handles are never shared):
+
+- the **reader** opens its own dataset handle, walks the window grid in row-major order, reads and
+  pads each window (the tile rule, :mod:`segxai_cli.tiling.tiles`), rasterises its region, decides
+  what needs no compute (windows entirely nodata; windows outside a vector/bbox region) and queues
+  batches of ``batch_size`` computed windows (CPU tensors, pinned for CUDA), ``prefetch`` ahead;
+- the **main thread** moves a batch to the device, normalises it, runs the CAM engine (or the plain
+  model for ``methods=[]``), blends every window into the on-device
+  :class:`~segxai_cli.tiling.blend.StripAccumulator` and, when a block of rows is final, turns it
+  into nodata-masked saliency and class rows, updates the running per-band min/max/sum **on the
+  device** (no host sync per tile) and moves only that strip to the host;
+- the **writer** thread takes finished strips from a bounded queue and hands them to the sink (GDAL
+  compression runs while the next batch computes).
+
+Peak memory is bounded by the tile size, the batch size and the scene *width* (the accumulator
+holds at most ``tile + block`` rows), never by the scene height.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+
+from segxai_cli.cam import EmptyRegionWarning, explain_batch
+from segxai_cli.device import autocast as autocast_ctx
+from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.outputs import class_probs, predicted_class
+from segxai_cli.raster.reader import open_raster_quiet, read_window
+from segxai_cli.raster.regions import RegionSource
+from segxai_cli.raster.source import RasterSource
+from segxai_cli.raster.stats import BandStats
+from segxai_cli.tiling.blend import BlendWeights, Strip, StripAccumulator
+from segxai_cli.tiling.grid import TileGrid
+from segxai_cli.tiling.tiles import inside_mask, normalize, pad_tile
+
+PRED_NODATA = 255
+Sink = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+@dataclass
+class PipelineConfig:
+    """How one scene is tiled and explained (everything except the model and the files)."""
+
+    tile: int
+    overlap: int  # pixels
+    bidx: Sequence[int]
+    stats: BandStats
+    n_classes: int  # classes of the class raster (2 for a one-channel sigmoid model)
+    methods: Sequence[str] = ("gradcam",)
+    layers: Sequence[str] = ("decoder.last",)  # layer specs; 'a+b' averages
+    target_class: int = 1
+    normalize: str = "scene"
+    use_probs: bool = False
+    autocast: Optional[str] = None
+    batch_size: int = 4
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    block: int = 256
+    prefetch: int = 2
+    blend: str = "hann"  # or "flat" (plain averaging, for comparisons)
+
+    @property
+    def bands(self) -> int:
+        """Saliency bands: one per method and layer spec (none for plain inference)."""
+        return len(self.methods) * len(self.layers)
+
+
+@dataclass
+class SceneStats:
+    """What the pipeline measured for one scene (host values, filled in at the end)."""
+
+    width: int = 0
+    height: int = 0
+    tiles: int = 0
+    tiles_computed: int = 0
+    tiles_nodata: int = 0
+    tiles_outside_region: int = 0
+    tiles_empty_region: int = 0
+    valid_pixels: int = 0
+    computed_pixels: int = 0
+    class_pixels: int = 0
+    minimum: list[float] = field(default_factory=list)  # per saliency band, raw blended values
+    maximum: list[float] = field(default_factory=list)
+    mean_raw: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    compute_seconds: float = 0.0
+    read_wait_seconds: float = 0.0
+    write_wait_seconds: float = 0.0
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.width * self.height / 1e6 / self.seconds if self.seconds > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class _Entry:
+    window: Window
+    index: int  # position in the batch tensors, -1 = not computed
+    valid: Optional[np.ndarray] = None  # for not-computed windows with valid pixels
+
+
+@dataclass
+class _Batch:
+    entries: list[_Entry]
+    images: Optional[torch.Tensor]  # (B, C, T, T) raw float32, padded
+    valid: Optional[torch.Tensor]  # (B, T, T) bool, padding mirrored (for normalisation)
+    region: Optional[torch.Tensor]  # (B, T, T) bool or None (predicted mask)
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        return [(int(e.window.height), int(e.window.width)) for e in self.entries if e.index >= 0]
+
+
+_END = object()
+
+
+class _Reader(threading.Thread):
+    """Reads windows in grid order into batches of computed tiles (own dataset handles)."""
+
+    def __init__(self, source: RasterSource, grid: TileGrid, cfg: PipelineConfig, region: Optional[RegionSource],
+                 out: "queue.Queue[Any]", stop: threading.Event) -> None:
+        super().__init__(name="segxai-reader", daemon=True)
+        self.source, self.grid, self.cfg, self.region = source, grid, cfg, region
+        self.out, self.stop = out, stop
+        self.pin = cfg.device.type == "cuda"
+
+    def _put(self, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        reg = None
+        try:
+            with open_raster_quiet(self.source) as src:
+                reg = self.region.open() if self.region is not None else None
+                if self._read_all(src, reg):
+                    self._put(_END)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self._put(exc)
+        finally:
+            if reg is not None:
+                reg.close()
+
+    def _read_all(self, src, reg: Optional[RegionSource]) -> bool:
+        entries: list[_Entry] = []
+        tiles: list[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]] = []
+        for win in self.grid.windows():
+            if self.stop.is_set():
+                return False
+            data, valid = read_window(src, win, self.cfg.bidx)
+            entry, tile = self._window(win, data, valid, reg)
+            if tile is not None:
+                entry.index = len(tiles)
+                tiles.append(tile)
+            entries.append(entry)
+            if len(tiles) == self.cfg.batch_size:
+                if not self._put(self._batch(entries, tiles)):
+                    return False
+                entries, tiles = [], []
+        return not entries or self._put(self._batch(entries, tiles))
+
+    def _window(self, win: Window, data: np.ndarray, valid: np.ndarray, reg: Optional[RegionSource]):
+        """The entry of one window and, when it is computed, its padded (image, validity, region)."""
+        if not valid.any():
+            return _Entry(win, -1), None
+        rmask = None
+        if reg is not None:
+            if reg.skip_outside and not reg.touches(win):
+                return _Entry(win, -1, valid), None
+            rmask = reg.window_mask(win) & valid
+            if reg.skip_outside and not rmask.any():
+                return _Entry(win, -1, valid), None
+        x, v = pad_tile(data, valid, self.cfg.tile)
+        r = None
+        if rmask is not None:
+            r = torch.zeros((self.cfg.tile, self.cfg.tile), dtype=torch.bool)
+            r[: rmask.shape[0], : rmask.shape[1]] = torch.from_numpy(rmask)
+        return _Entry(win, 0), (x, v, r)
+
+    def _batch(self, entries, tiles) -> _Batch:
+        if not tiles:
+            return _Batch(entries, None, None, None)
+        images = torch.stack([t[0] for t in tiles])
+        valid = torch.stack([t[1] for t in tiles])
+        region = torch.stack([t[2] for t in tiles]) if tiles[0][2] is not None else None
+        if self.pin:
+            images = images.pin_memory()
+        return _Batch(entries, images, valid, region)
+
+
+# ----------------------------------------------------------------------------- writing
+class _Writer(threading.Thread):
+    """Consumes finished host strips and hands them to ``sink(row0, saliency, prediction)``."""
+
+    def __init__(self, sink: Sink) -> None:
+        super().__init__(name="segxai-writer", daemon=True)
+        self.sink = sink
+        self.q: "queue.Queue[Any]" = queue.Queue(maxsize=2)
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is _END:
+                return
+            if self.error is not None:
+                continue  # drain after a failure
+            try:
+                self.sink(*item)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, item: Any) -> float:
+        if self.error is not None:
+            raise self.error
+        t0 = time.perf_counter()
+        self.q.put(item)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        self.q.put(_END)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self) -> None:
+        """Stop after a failure elsewhere, without raising the writer's (secondary) error."""
+        with contextlib.suppress(BaseException):
+            self.q.put(_END)
+            self.join(timeout=60)
+
+
+# ----------------------------------------------------------------------------- the scene
+class _RunningStats:
+    """Per-band min / max / sum over valid pixels and pixel counts, kept on the device (no syncs)."""
+
+    def __init__(self, bands: int, device: torch.device) -> None:
+        self.min = torch.full((bands,), float("inf"), device=device)
+        self.max = torch.full((bands,), float("-inf"), device=device)
+        self.sum = torch.zeros((bands,), dtype=torch.float64, device=device)
+        self.valid = torch.zeros((), dtype=torch.int64, device=device)
+        self.computed = torch.zeros((), dtype=torch.int64, device=device)
+        self.klass = torch.zeros((), dtype=torch.int64, device=device)
+        self.empty = torch.zeros((), dtype=torch.int64, device=device)
+
+    def update(self, sal: torch.Tensor, valid: torch.Tensor, computed: torch.Tensor, is_class: torch.Tensor) -> None:
+        if sal.shape[0]:
+            inf = torch.full_like(sal, float("inf"))
+            self.min.copy_(torch.minimum(self.min, torch.where(valid[None], sal, inf).amin((1, 2))))
+            self.max.copy_(torch.maximum(self.max, torch.where(valid[None], sal, -inf).amax((1, 2))))
+            self.sum.add_(torch.where(valid[None], sal, torch.zeros_like(sal)).sum((1, 2), dtype=torch.float64))
+        self.valid += valid.sum()
+        self.computed += computed.sum()
+        self.klass += (is_class & computed).sum()
+
+    def fill(self, stats: SceneStats) -> None:
+        """Copy to the host (one sync at the end of the scene)."""
+        stats.tiles_empty_region = int(self.empty)
+        stats.valid_pixels = int(self.valid)
+        stats.computed_pixels = int(self.computed)
+        stats.class_pixels = int(self.klass)
+        n = stats.valid_pixels
+        lo, hi, sm = self.min.cpu().tolist(), self.max.cpu().tolist(), self.sum.cpu().tolist()
+        nan = float("nan")
+        stats.minimum = [float(v) if n else nan for v in lo]
+        stats.maximum = [float(v) if n else nan for v in hi]
+        stats.mean_raw = [float(v) / n if n else nan for v in sm]
+
+
+class ScenePipeline:
+    """One scene through the engine; :meth:`run` streams finished strips to the sink."""
+
+    def __init__(self, source: RasterSource, adapter: ModelAdapter, cfg: PipelineConfig, width: int, height: int,
+                 region: Optional[RegionSource] = None, sink: Optional[Sink] = None,
+                 progress: Optional[Callable[[int], None]] = None) -> None:
+        self.source, self.adapter, self.cfg = source, adapter, cfg
+        self.region, self.progress = region, progress
+        self.width, self.height = width, height
+        self.grid = TileGrid(width, height, cfg.tile, cfg.overlap)
+        dev = cfg.device
+        self.weights = BlendWeights(self.grid.rows, self.grid.cols, cfg.tile, height, width, dev, flat=cfg.blend == "flat")
+        self.acc = StripAccumulator(width, height, cfg.bands + cfg.n_classes, cfg.tile, cfg.block, dev)
+        self.running = _RunningStats(cfg.bands, dev)
+        self.stats = SceneStats(width=width, height=height, tiles=len(self.grid))
+        self.writer = _Writer(sink) if sink is not None else None
+
+    # ---------------------------------------------------------------- compute one batch
+    def compute(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values (B, bands + classes, T, T), valid (B, T, T)) of a batch's computed windows."""
+        cfg, dev = self.cfg, self.cfg.device
+        images = batch.images.to(dev, non_blocking=True)
+        valid_ctx = batch.valid.to(dev, non_blocking=True)
+        images = normalize(images, valid_ctx, cfg.stats)
+        # Padding (mirrored context) and nodata pixels are never part of the explained region.
+        valid = valid_ctx & inside_mask(batch.sizes, cfg.tile, dev)
+        if not cfg.methods:
+            with torch.inference_mode(), autocast_ctx(dev, cfg.autocast):
+                logits = self.adapter(images)
+            return class_probs(logits).clone(), valid
+        region = batch.region.to(dev, non_blocking=True) if batch.region is not None else None
+        maps, logits = [], None
+        for spec in cfg.layers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", EmptyRegionWarning)  # counted below instead
+                m, lg = explain_batch(
+                    self.adapter, images, layer=spec.split("+"), methods=list(cfg.methods),
+                    target_class=cfg.target_class, region=region, valid=valid,
+                    normalize=cfg.normalize == "tile", use_probs=cfg.use_probs, autocast=cfg.autocast,
+                    return_logits=True,
+                )
+            maps += [m[name] for name in cfg.methods]
+            logits = lg if logits is None else logits
+        used = region if region is not None else predicted_class(logits, cfg.target_class)
+        self.running.empty += (~(used & valid).flatten(1).any(1)).sum()
+        return torch.cat([torch.stack(maps, 1), class_probs(logits)], 1), valid
+
+    # ---------------------------------------------------------------- finished strips
+    def emit(self, strips: list[Strip]) -> None:
+        M = self.cfg.bands
+        for s in strips:
+            valid = s.valid
+            computed = s.computed & valid
+            sal, probs = s.sums[:M], s.sums[M:]
+            pred = probs.argmax(0).to(torch.uint8)
+            pred = torch.where(computed, pred, torch.full_like(pred, PRED_NODATA))
+            sal = torch.where(valid[None], sal, torch.full_like(sal, float("nan")))
+            self.running.update(sal, valid, computed, pred == self.cfg.target_class)
+            if self.writer is not None:
+                self.stats.write_wait_seconds += self.writer.put((s.row0, sal.cpu().numpy(), pred.cpu().numpy()))
+
+    def blend(self, batch: _Batch, values: Optional[torch.Tensor], valid: Optional[torch.Tensor], row: int) -> int:
+        """Accumulate a batch's windows (row-major); returns the current window row."""
+        for e in batch.entries:
+            win = e.window
+            r0, c0, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+            if r0 != row:
+                if row >= 0:
+                    self.emit(self.acc.advance(r0))
+                row = r0
+            if e.index >= 0:
+                self.acc.add(r0, c0, values[e.index, :, :h, :w], self.weights.window(r0, c0))
+                self.acc.mark_valid(r0, c0, valid[e.index, :h, :w])
+                self.stats.tiles_computed += 1
+            elif e.valid is not None:
+                self.acc.mark_valid(r0, c0, torch.from_numpy(e.valid))
+                self.stats.tiles_outside_region += 1
+            else:
+                self.stats.tiles_nodata += 1
+        if self.progress is not None:
+            self.progress(len(batch.entries))
+        return row
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> SceneStats:
+        t_start = time.perf_counter()
+        stop = threading.Event()
+        q: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, self.cfg.prefetch))
+        reader = _Reader(self.source, self.grid, self.cfg, self.region, q, stop)
+        row = -1
+        try:
+            reader.start()
+            if self.writer is not None:
+                self.writer.start()
+            while True:
+                t0 = time.perf_counter()
+                item = q.get()
+                self.stats.read_wait_seconds += time.perf_counter() - t0
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                t1 = time.perf_counter()
+                values, valid = self.compute(item) if item.images is not None else (None, None)
+                row = self.blend(item, values, valid, row)
+                self.stats.compute_seconds += time.perf_counter() - t1
+            self.emit(self.acc.finish())
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+        finally:
+            stop.set()
+            if self.writer is not None:
+                self.writer.abandon()
+            reader.join(timeout=60)
+        self.running.fill(self.stats)
+        if self.cfg.device.type == "cuda":
+            torch.cuda.synchronize(self.cfg.device)
+        self.stats.seconds = time.perf_counter() - t_start
+        return self.stats
+
+
+def run_scene(source, model, cfg: PipelineConfig, *, region: Optional[RegionSource] = None,
+              sink: Optional[Sink] = None, progress: Optional[Callable[[int], None]] = None,
+              width: Optional[int] = None, height: Optional[int] = None) -> SceneStats:
+    """Explain (or, with ``cfg.methods == []``, only predict) one scene, streaming strips to ``sink``.
+
+    ``sink(row0, saliency, prediction)`` receives full-width rows: ``saliency`` float32
+    (bands, h, W), raw blended maps (NaN where the input is nodata, 0 where valid but not
+    computed); ``prediction`` uint8 (h, W) class indexes (255 = nodata / not computed). Returns the
+    scene statistics (running min/max/mean of every band over valid pixels, counts, timings).
+    """
+    from segxai_cli.model.families import as_adapter
+
+    source = RasterSource.of(source)
+    if width is None or height is None:
+        with open_raster_quiet(source) as src:
+            width, height = src.width, src.height
+    return ScenePipeline(source, as_adapter(model), cfg, width, height, region, sink, progress).run()

@@ -1,0 +1,124 @@
+"""What an explain run returns: the files of each scene and what happened to it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from segxai_cli._version import __version__
+from segxai_cli.raster.source import RasterSource
+
+if TYPE_CHECKING:
+    from segxai_cli.explain.pipeline import SceneStats
+
+
+@dataclass
+class OutputPaths:
+    """The files one input produces in ``outdir``; the record is written last (= complete)."""
+
+    saliency: Path
+    saliency_style: Path
+    prediction: Path
+    prediction_style: Path
+    record: Path
+
+    @classmethod
+    def for_stem(cls, outdir: Path, stem: str) -> "OutputPaths":
+        return cls(
+            saliency=outdir / f"{stem}_saliency.tif",
+            saliency_style=outdir / f"{stem}_saliency.qml",
+            prediction=outdir / f"{stem}_prediction.tif",
+            prediction_style=outdir / f"{stem}_prediction.qml",
+            record=outdir / f"{stem}_saliency.json",
+        )
+
+    def all(self) -> list[Path]:
+        return [self.saliency, self.saliency_style, self.prediction, self.prediction_style, self.record]
+
+
+@dataclass
+class SceneResult:
+    """What happened to one input."""
+
+    input: RasterSource
+    status: str  # "done" | "skipped" | "failed"
+    outputs: Optional[OutputPaths] = None
+    error: Optional[str] = None
+    stats: Optional["SceneStats"] = None
+    mean_saliency: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def saliency(self) -> Optional[Path]:
+        return self.outputs.saliency if self.outputs else None
+
+    @property
+    def prediction(self) -> Optional[Path]:
+        return self.outputs.prediction if self.outputs else None
+
+    @property
+    def megapixels_per_s(self) -> Optional[float]:
+        if not self.stats or not self.seconds:
+            return None
+        return self.stats.width * self.stats.height / 1e6 / self.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"input": str(self.input), "status": self.status}
+        if self.error:
+            d["error"] = self.error
+        if self.outputs:
+            d["outputs"] = {k: str(v) for k, v in asdict(self.outputs).items()}
+        if self.stats:
+            d["tiles"] = self.stats.tiles
+            d["tiles_computed"] = self.stats.tiles_computed
+            d["seconds"] = round(self.seconds, 3)
+            mps = self.megapixels_per_s
+            d["megapixels_per_s"] = round(mps, 4) if mps is not None else None
+        if self.mean_saliency:
+            d["mean_saliency"] = {k: rounded(v) for k, v in self.mean_saliency.items()}
+        if self.warnings:
+            d["warnings"] = list(self.warnings)
+        return d
+
+
+@dataclass
+class RunResult:
+    """What happened to every input of :func:`~segxai_cli.explain.explain_scenes`."""
+
+    scenes: list[SceneResult]
+    outdir: Path
+    seconds: float = 0.0
+    manifest: Optional[Path] = None
+    csv: Optional[Path] = None
+
+    @property
+    def failed(self) -> list[SceneResult]:
+        return [s for s in self.scenes if s.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def counts(self) -> dict[str, int]:
+        return {k: sum(1 for s in self.scenes if s.status == k) for k in ("done", "skipped", "failed")}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "segxai_version": __version__,
+            "outdir": str(self.outdir),
+            **self.counts(),
+            "seconds": round(self.seconds, 3),
+            "manifest": str(self.manifest) if self.manifest else None,
+            "csv": str(self.csv) if self.csv else None,
+            "scenes": [s.to_dict() for s in self.scenes],
+        }
+
+
+def rounded(v: Optional[float], nd: int = 6) -> Optional[float]:
+    """A float for a record: rounded to ``nd`` places, None when undefined (NaN/inf)."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return None
+    return round(float(v), nd)

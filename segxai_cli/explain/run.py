@@ -1,0 +1,162 @@
+"""Many scenes with one model load: the Python API behind ``segxai explain``.
+
+The order matters for users: every check that needs no model (options, shard, output folder,
+inputs, existing outputs) runs first and fails in well under a second — torch, rasterio and the
+model are imported only once there is work to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+from segxai_cli.errors import InputError, OutputError, SegxaiError, UsageError
+from segxai_cli.explain.options import ExplainOptions, bind_options, parse_shard, resolve_options
+from segxai_cli.explain.records import write_run_summary
+from segxai_cli.explain.results import OutputPaths, RunResult, SceneResult
+from segxai_cli.files import check_writable_folder
+from segxai_cli.raster.inputs import expand_paths
+from segxai_cli.raster.source import RasterSource
+
+log = logging.getLogger("segxai")
+
+ModelArg = Union[None, str, Path, tuple]
+# progress(index, count, scene name, windows, megapixels) when a scene starts -> advance(n windows)
+Progress = Callable[[int, int, str, int, float], Callable[[int], None]]
+
+
+def explain_scenes(
+    inputs: Union[str, Path, Iterable[Union[str, Path, RasterSource]]],
+    outdir: Union[str, Path],
+    model: ModelArg = None,
+    *,
+    options: Optional[ExplainOptions] = None,
+    shard: Union[str, tuple, None] = None,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    progress: Optional[Progress] = None,
+    keep_going: bool = True,
+    **kwargs: Any,
+) -> RunResult:
+    """Explain many scenes (files, folders, globs, GDAL locations) with one model load.
+
+    Options are given either as keyword arguments (``methods``, ``layer``, ``target_class``,
+    ``bands``, ``tile_size``, ``overlap``, ``normalize``, ``use_probs``, ``batch_size``, ``device``,
+    ``autocast``, ``region_mask``, ``vector``, ``vector_layer``, ``bbox``, ``compress``: see
+    :func:`~segxai_cli.explain.options.resolve_options`) or already resolved as ``options``.
+    ``model``: None (the bundled sample model), a checkpoint path, or ``(module, ModelInfo)``.
+
+    An input that fails (user error or not) is logged and recorded as failed; the others are still
+    processed (check :attr:`RunResult.ok`). ``shard=(K, N)`` or ``"K/N"`` keeps every N-th input of
+    the sorted list starting at the K-th (1-based), for job arrays or several machines. With
+    ``keep_going=False`` the first failure raises instead.
+    """
+    t0 = time.time()
+    if overwrite and skip_existing:
+        raise UsageError("use either --overwrite or --skip-existing, not both")
+    opts = options if options is not None else resolve_options(**kwargs)
+    if options is not None and kwargs:
+        raise TypeError(f"give options either resolved or as keywords, not both: {', '.join(kwargs)}")
+    shard_t = parse_shard(shard)
+    outdir = check_writable_folder(outdir, create=True)
+    inputs = [inputs] if isinstance(inputs, (str, Path, RasterSource)) else list(inputs)
+    todo, results = _select_inputs(inputs, shard_t, keep_going)
+    checked = []
+    for source in todo:
+        failure = _attempt(source, keep_going, _precheck, source, outdir, overwrite, skip_existing)
+        if failure is None:
+            checked.append(source)
+        else:
+            results.append(failure)
+    explainer = _load(model, opts, progress) if checked else None
+    for i, source in enumerate(checked, 1):
+        pos = (i, len(checked))
+        results.append(_attempt(source, keep_going, explainer.scene, source, outdir, overwrite=overwrite,
+                                skip_existing=skip_existing, position=pos))
+    run = RunResult(results, outdir, seconds=time.time() - t0)
+    try:
+        run.manifest, run.csv = write_run_summary(
+            outdir, results, explainer.opts if explainer else opts, explainer.model_record if explainer else None,
+            t0, shard_t, [str(i) for i in inputs])
+    except SegxaiError as exc:
+        log.error("%s", exc)
+        run.scenes.append(SceneResult(RasterSource.of(outdir), "failed", error=str(exc)))
+    run.seconds = time.time() - t0
+    return run
+
+
+def explain_scene(input: Union[str, Path, RasterSource], outdir: Union[str, Path], model: ModelArg = None,
+                  **kwargs: Any) -> SceneResult:
+    """Explain one scene (see :func:`explain_scenes`); a user error raises instead of being recorded."""
+    return explain_scenes([input], outdir, model, keep_going=False, **kwargs).scenes[0]
+
+
+def _select_inputs(inputs: list, shard: Optional[tuple[int, int]],
+                   keep_going: bool) -> tuple[list[RasterSource], list[SceneResult]]:
+    """Expand inputs; two inputs with the same name would write the same outputs: the first (sorted) wins."""
+    sources, problems = expand_paths(inputs)
+    if not sources and not problems:
+        raise UsageError("no inputs given")
+    if problems and not keep_going:
+        raise InputError(f"{problems[0][0]}: {problems[0][1]}")
+    results = [SceneResult(RasterSource.of(spec), "failed", error=f"{spec}: {reason}") for spec, reason in problems]
+    seen: dict[str, RasterSource] = {}
+    todo: list[RasterSource] = []
+    for s in sources:
+        if s.stem in seen:
+            results.append(SceneResult(s, "failed", error=f"{s}: same file name as {seen[s.stem]} (outputs would collide)"))
+        else:
+            seen[s.stem] = s
+            todo.append(s)
+    if shard:
+        k, n = shard
+        todo = [s for i, s in enumerate(todo) if i % n == k - 1]
+        results = [r for i, r in enumerate(results) if i % n == k - 1]
+    for r in results:
+        log.error("%s", r.error)
+    return todo, results
+
+
+def _precheck(source: RasterSource, outdir: Path, overwrite: bool, skip_existing: bool) -> None:
+    """Failures known without the model: a missing input, outputs in the way."""
+    if not source.exists():
+        raise InputError(f"{source}: no such file")
+    if not overwrite and not skip_existing:
+        existing = [p for p in OutputPaths.for_stem(outdir, source.stem).all() if p.exists()]
+        if existing:
+            raise OutputError(f"{existing[0]}: exists (use --overwrite to replace, or --skip-existing to skip complete scenes)")
+
+
+def _load(model: ModelArg, opts: ExplainOptions, progress: Optional[Progress]):
+    from segxai_cli.device import resolve_device
+    from segxai_cli.explain.scene import Explainer
+    from segxai_cli.model.checkpoint import load_model
+    from segxai_cli.model.families import as_adapter
+
+    dev = resolve_device(opts.device)
+    net, info = load_model(model, dev)
+    bound = bind_options(opts, info, net, str(dev))
+    return Explainer(as_adapter(net), info, bound, dev, progress)
+
+
+def _attempt(source: RasterSource, keep_going: bool, fn: Callable, *args: Any, **kwargs: Any) -> Optional[SceneResult]:
+    """``fn(*args, **kwargs)``; a failure becomes a logged "failed" result (or raises without ``keep_going``)."""
+    try:
+        return fn(*args, **kwargs)
+    except SegxaiError as exc:
+        if not keep_going:
+            raise
+        msg = str(exc)
+        if str(source) not in msg and source.name not in msg:
+            msg = f"{source}: {msg}"
+        log.error("%s", msg)
+        return SceneResult(source, "failed", error=msg)
+    except Exception as exc:  # a bug or an unexpected library error: report, keep going
+        if not keep_going:
+            raise
+        log.error("%s: failed: %s: %s", source, type(exc).__name__, exc)
+        log.debug("traceback", exc_info=True)
+        return SceneResult(source, "failed", error=f"{source}: {type(exc).__name__}: {exc}")

@@ -1,0 +1,121 @@
+"""The grammars of options that several commands share, checked without loading anything heavy.
+
+Every command parses ``--layer``, ``-b/--bidx``, ``--bbox``, ``--shard`` and ``--threshold`` with these
+functions, so an option means the same everywhere and a typo fails before torch is imported.
+
+Layers: ``a+b`` averages the maps of several layers into one; repeating ``--layer`` gives one map
+per layer spec (explain writes a band per method and layer, evaluate compares them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional, Union
+
+from segxai_cli.errors import UsageError
+
+DEFAULT_LAYER = "decoder.last"
+
+
+def parse_layers(values: Union[str, Sequence[str], None], default: str = DEFAULT_LAYER) -> list[str]:
+    """``--layer`` values → layer specs; each spec is one map (``a+b`` = the average of a and b)."""
+    if values is None or (not isinstance(values, str) and not list(values)):
+        values = [default]
+    if isinstance(values, str):
+        values = [values]
+    out = []
+    for v in values:
+        spec = str(v).strip()
+        parts = [p.strip() for p in spec.split("+")]
+        if not spec or any(not p or any(c.isspace() for c in p) for p in parts):
+            raise UsageError(f"--layer {v!r}: expected a module path or alias, or several joined with '+' (e.g. decoder.2+decoder.3)")
+        out.append("+".join(parts))
+    return list(dict.fromkeys(out))
+
+
+def layer_names(spec: str) -> list[str]:
+    return spec.split("+")
+
+
+def parse_bands(value: Union[str, Sequence[int], None]) -> Optional[list[int]]:
+    """``-b 1,2,3`` (1-based, as GDAL and rio) → [1, 2, 3]; None keeps the model's bands."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = [p for p in value.replace(" ", "").split(",")]
+        try:
+            bands = [int(p) for p in parts if p]
+        except ValueError:
+            raise UsageError(f"-b/--bidx {value!r}: expected comma-separated band numbers, e.g. 1,2,3") from None
+        if not bands or any(not p for p in parts):
+            raise UsageError(f"-b/--bidx {value!r}: expected comma-separated band numbers, e.g. 1,2,3")
+    else:
+        bands = [int(b) for b in value]
+        if not bands:
+            raise UsageError("-b/--bidx: no band given")
+    bad = [b for b in bands if b < 1]
+    if bad:
+        raise UsageError(f"-b/--bidx {bad[0]}: bands are numbered from 1 (as in GDAL and rio)")
+    return bands
+
+
+def parse_bbox(value: Union[str, Sequence[float], None]) -> Optional[tuple[float, float, float, float]]:
+    """``minx,miny,maxx,maxy`` → four floats (minx < maxx, miny < maxy)."""
+    if value is None:
+        return None
+    try:
+        nums = [float(v) for v in (value.replace(" ", "").split(",") if isinstance(value, str) else value)]
+    except ValueError:
+        raise UsageError(f"--bbox {value!r}: expected four numbers minx,miny,maxx,maxy") from None
+    if len(nums) != 4 or not all(math.isfinite(v) for v in nums):
+        raise UsageError(f"--bbox {value!r}: expected four numbers minx,miny,maxx,maxy")
+    x0, y0, x1, y1 = nums
+    if not (x1 > x0 and y1 > y0):
+        raise UsageError(f"--bbox {value!r}: need minx < maxx and miny < maxy")
+    return (x0, y0, x1, y1)
+
+
+def parse_shard(spec: Union[str, tuple, None]) -> Optional[tuple[int, int]]:
+    """``"K/N"`` (1-based: ``1/4`` … ``4/4``) → (K, N)."""
+    if spec is None:
+        return None
+    if isinstance(spec, tuple):
+        k, n = spec
+    else:
+        try:
+            k, n = (int(v) for v in str(spec).split("/"))
+        except ValueError:
+            raise UsageError(f"--shard {spec!r}: expected K/N, e.g. 1/4 (K from 1 to N)") from None
+    if not (n >= 1 and 1 <= k <= n):
+        raise UsageError(f"--shard {k}/{n}: K must be between 1 and N")
+    return int(k), int(n)
+
+
+def parse_thresholds(values: Union[str, Sequence[str], None]) -> Optional[list[float]]:
+    """``--threshold`` values: numbers, comma lists, or ranges ``start:stop:step`` (stop included), in [0, 1]."""
+    if values is None:
+        return None
+    if isinstance(values, (str, float, int)):
+        values = [values]
+    out: list[float] = []
+    for v in values:
+        for part in str(v).replace(" ", "").split(","):
+            if not part:
+                continue
+            try:
+                if ":" in part:
+                    a, b, *s = (float(x) for x in part.split(":"))
+                    step = s[0] if s else 0.1
+                    if step <= 0 or len(s) > 1:
+                        raise ValueError
+                    n = int(round((b - a) / step))
+                    out.extend(round(a + i * step, 6) for i in range(n + 1))
+                else:
+                    out.append(float(part))
+            except ValueError:
+                raise UsageError(f"--threshold {v!r}: expected numbers in [0, 1], e.g. 0.5, 0.1,0.2 or 0.1:0.5:0.1") from None
+    for t in out:
+        if not 0.0 <= t <= 1.0 or math.isnan(t):
+            raise UsageError(f"--threshold {t:g} is outside [0, 1] (saliency maps are min-max normalised to [0, 1])")
+    return out or None

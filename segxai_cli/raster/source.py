@@ -1,0 +1,69 @@
+"""Where a raster lives, held as a URI from the command line to the records.
+
+A :class:`RasterSource` keeps the location exactly as the user gave it (``scene.tif``,
+``/data/a.tif``, a GDAL ``/vsi…`` path) and knows how GDAL opens it, what the outputs of a scene
+are called (``stem``) and whether it is a local file. ``Path("s3://b/k")`` would silently become
+``s3:/b/k``; a location is therefore never turned into a ``Path`` unless it is local.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Union
+from urllib.parse import urlsplit
+
+SourceLike = Union[str, os.PathLike, "RasterSource"]
+
+
+@dataclass(frozen=True, order=True)
+class RasterSource:
+    """One raster location (a URI); see the module docstring."""
+
+    uri: str
+
+    @classmethod
+    def of(cls, location: SourceLike) -> "RasterSource":
+        if isinstance(location, RasterSource):
+            return location
+        return cls(os.fspath(location))
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.uri and not self.uri.startswith("/vsi")
+
+    @property
+    def path(self) -> Path:
+        """The local path (only for local sources)."""
+        if not self.is_local:
+            raise ValueError(f"{self.uri} is not a local file")
+        return Path(self.uri)
+
+    @property
+    def gdal_path(self) -> str:
+        """What ``rasterio.open`` is given."""
+        return self.uri
+
+    @property
+    def name(self) -> str:
+        """The file name: the last component of the path, without a query string."""
+        if self.is_local:
+            return Path(self.uri).name
+        return PurePosixPath(urlsplit(self.uri).path or self.uri).name
+
+    @property
+    def stem(self) -> str:
+        """The name outputs of this scene are derived from (``<stem>_saliency.tif``)."""
+        name = self.name
+        for suffix in (".tiff", ".tif", ".vrt", ".jp2", ".json"):
+            if name.lower().endswith(suffix):
+                return name[: -len(suffix)]
+        return PurePosixPath(name).stem
+
+    def exists(self) -> bool:
+        """False only when a local file is known to be missing (remote ones are tried on open)."""
+        return not self.is_local or Path(self.uri).exists()
+
+    def __str__(self) -> str:
+        return self.uri

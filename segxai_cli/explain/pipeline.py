@@ -2,10 +2,8 @@
 
 Three threads, each with its own resources (GDAL handles are never shared):
 
-- the **reader** opens its own dataset handle, walks the window grid in row-major order, reads and
-  pads each window (the tile rule, :mod:`segxai_cli.tiling.tiles`), rasterises its region, decides
-  what needs no compute (windows entirely nodata; windows outside a vector/bbox region) and queues
-  batches of ``batch_size`` computed windows (CPU tensors, pinned for CUDA), ``prefetch`` ahead;
+- the **reader** (:mod:`segxai_cli.explain.reading`) reads and pads windows in grid order into
+  batches of tiles, ``prefetch`` batches ahead of the compute;
 - the **main thread** moves a batch to the device, normalises it, runs the CAM engine (or the plain
   model for ``methods=[]``), blends every window into the on-device
   :class:`~segxai_cli.tiling.blend.StripAccumulator` and, when a block of rows is final, turns it
@@ -31,21 +29,22 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from rasterio.windows import Window
 
 from segxai_cli.cam import EmptyRegionWarning, explain_batch
 from segxai_cli.device import autocast as autocast_ctx
+from segxai_cli.explain.reading import END, Batch, Reader
 from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.info import CLASS_NODATA
 from segxai_cli.model.outputs import class_probs, predicted_class
-from segxai_cli.raster.reader import open_raster_quiet, read_window
+from segxai_cli.raster.reader import open_raster_quiet
 from segxai_cli.raster.regions import RegionSource
 from segxai_cli.raster.source import RasterSource
 from segxai_cli.raster.stats import BandStats
 from segxai_cli.tiling.blend import BlendWeights, Strip, StripAccumulator
 from segxai_cli.tiling.grid import TileGrid
-from segxai_cli.tiling.tiles import inside_mask, normalize, pad_tile
+from segxai_cli.tiling.tiles import inside_mask, normalize
 
-PRED_NODATA = 255
+PRED_NODATA = CLASS_NODATA  # in the class raster
 Sink = Callable[[int, np.ndarray, np.ndarray], None]
 
 
@@ -103,108 +102,6 @@ class SceneStats:
         return self.width * self.height / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
 
-# ----------------------------------------------------------------------------- reading
-@dataclass
-class _Entry:
-    window: Window
-    index: int  # position in the batch tensors, -1 = not computed
-    valid: Optional[np.ndarray] = None  # for not-computed windows with valid pixels
-
-
-@dataclass
-class _Batch:
-    entries: list[_Entry]
-    images: Optional[torch.Tensor]  # (B, C, T, T) raw float32, padded
-    valid: Optional[torch.Tensor]  # (B, T, T) bool, padding mirrored (for normalisation)
-    region: Optional[torch.Tensor]  # (B, T, T) bool or None (predicted mask)
-
-    @property
-    def sizes(self) -> list[tuple[int, int]]:
-        return [(int(e.window.height), int(e.window.width)) for e in self.entries if e.index >= 0]
-
-
-_END = object()
-
-
-class _Reader(threading.Thread):
-    """Reads windows in grid order into batches of computed tiles (own dataset handles)."""
-
-    def __init__(self, source: RasterSource, grid: TileGrid, cfg: PipelineConfig, region: Optional[RegionSource],
-                 out: "queue.Queue[Any]", stop: threading.Event) -> None:
-        super().__init__(name="segxai-reader", daemon=True)
-        self.source, self.grid, self.cfg, self.region = source, grid, cfg, region
-        self.out, self.stop = out, stop
-        self.pin = cfg.device.type == "cuda"
-
-    def _put(self, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(self) -> None:
-        reg = None
-        try:
-            with open_raster_quiet(self.source) as src:
-                reg = self.region.open() if self.region is not None else None
-                if self._read_all(src, reg):
-                    self._put(_END)
-        except BaseException as exc:  # handed to the main thread, which re-raises it
-            self._put(exc)
-        finally:
-            if reg is not None:
-                reg.close()
-
-    def _read_all(self, src, reg: Optional[RegionSource]) -> bool:
-        entries: list[_Entry] = []
-        tiles: list[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]] = []
-        for win in self.grid.windows():
-            if self.stop.is_set():
-                return False
-            data, valid = read_window(src, win, self.cfg.bidx)
-            entry, tile = self._window(win, data, valid, reg)
-            if tile is not None:
-                entry.index = len(tiles)
-                tiles.append(tile)
-            entries.append(entry)
-            if len(tiles) == self.cfg.batch_size:
-                if not self._put(self._batch(entries, tiles)):
-                    return False
-                entries, tiles = [], []
-        return not entries or self._put(self._batch(entries, tiles))
-
-    def _window(self, win: Window, data: np.ndarray, valid: np.ndarray, reg: Optional[RegionSource]):
-        """The entry of one window and, when it is computed, its padded (image, validity, region)."""
-        if not valid.any():
-            return _Entry(win, -1), None
-        rmask = None
-        if reg is not None:
-            if reg.skip_outside and not reg.touches(win):
-                return _Entry(win, -1, valid), None
-            rmask = reg.window_mask(win) & valid
-            if reg.skip_outside and not rmask.any():
-                return _Entry(win, -1, valid), None
-        x, v = pad_tile(data, valid, self.cfg.tile)
-        r = None
-        if rmask is not None:
-            r = torch.zeros((self.cfg.tile, self.cfg.tile), dtype=torch.bool)
-            r[: rmask.shape[0], : rmask.shape[1]] = torch.from_numpy(rmask)
-        return _Entry(win, 0), (x, v, r)
-
-    def _batch(self, entries, tiles) -> _Batch:
-        if not tiles:
-            return _Batch(entries, None, None, None)
-        images = torch.stack([t[0] for t in tiles])
-        valid = torch.stack([t[1] for t in tiles])
-        region = torch.stack([t[2] for t in tiles]) if tiles[0][2] is not None else None
-        if self.pin:
-            images = images.pin_memory()
-        return _Batch(entries, images, valid, region)
-
-
 # ----------------------------------------------------------------------------- writing
 class _Writer(threading.Thread):
     """Consumes finished host strips and hands them to ``sink(row0, saliency, prediction)``."""
@@ -218,7 +115,7 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         while True:
             item = self.q.get()
-            if item is _END:
+            if item is END:
                 return
             if self.error is not None:
                 continue  # drain after a failure
@@ -235,7 +132,7 @@ class _Writer(threading.Thread):
         return time.perf_counter() - t0
 
     def close(self) -> None:
-        self.q.put(_END)
+        self.q.put(END)
         self.join()
         if self.error is not None:
             raise self.error
@@ -243,7 +140,7 @@ class _Writer(threading.Thread):
     def abandon(self) -> None:
         """Stop after a failure elsewhere, without raising the writer's (secondary) error."""
         with contextlib.suppress(BaseException):
-            self.q.put(_END)
+            self.q.put(END)
             self.join(timeout=60)
 
 
@@ -302,7 +199,7 @@ class ScenePipeline:
         self.writer = _Writer(sink) if sink is not None else None
 
     # ---------------------------------------------------------------- compute one batch
-    def compute(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def compute(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(values (B, bands + classes, T, T), valid (B, T, T)) of a batch's computed windows."""
         cfg, dev = self.cfg, self.cfg.device
         images = batch.images.to(dev, non_blocking=True)
@@ -345,7 +242,7 @@ class ScenePipeline:
             if self.writer is not None:
                 self.stats.write_wait_seconds += self.writer.put((s.row0, sal.cpu().numpy(), pred.cpu().numpy()))
 
-    def blend(self, batch: _Batch, values: Optional[torch.Tensor], valid: Optional[torch.Tensor], row: int) -> int:
+    def blend(self, batch: Batch, values: Optional[torch.Tensor], valid: Optional[torch.Tensor], row: int) -> int:
         """Accumulate a batch's windows (row-major); returns the current window row."""
         for e in batch.entries:
             win = e.window
@@ -372,7 +269,7 @@ class ScenePipeline:
         t_start = time.perf_counter()
         stop = threading.Event()
         q: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, self.cfg.prefetch))
-        reader = _Reader(self.source, self.grid, self.cfg, self.region, q, stop)
+        reader = Reader(self.source, self.grid, self.cfg, self.region, q, stop)
         row = -1
         try:
             reader.start()
@@ -382,7 +279,7 @@ class ScenePipeline:
                 t0 = time.perf_counter()
                 item = q.get()
                 self.stats.read_wait_seconds += time.perf_counter() - t0
-                if item is _END:
+                if item is END:
                     break
                 if isinstance(item, BaseException):
                     raise item

@@ -13,21 +13,19 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 from segxai_cli._version import __version__
 from segxai_cli.explain.options import ExplainOptions
-from segxai_cli.explain.results import OutputPaths, SceneResult, rounded
+from segxai_cli.explain.results import RECORD_SUFFIX, OutputPaths, SceneResult, rounded
 from segxai_cli.files import atomic_write_text
 from segxai_cli.raster.source import RasterSource
 
 MANIFEST_NAME = "segxai_manifest.json"
 CSV_NAME = "segxai_scenes.csv"
 RECORD_FORMAT = "segxai-scene"
-RECORD_SUFFIX = "_saliency.json"
 
 
 def environment(device: Optional[str] = None) -> dict[str, Any]:
@@ -97,7 +95,7 @@ def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, 
         "input": _absolute(source),
         "size": [width, height],
         "crs": crs.to_string() if crs is not None else None,
-        "outputs": {k: Path(v).name for k, v in asdict(paths).items()},
+        "outputs": {k: Path(v).name for k, v in paths.files.items()},
         "options": opts.record(),
         "options_key": options_key,
         "model": model,
@@ -114,6 +112,7 @@ def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, 
                     "read_wait_seconds": round(s.read_wait_seconds, 3),
                     "write_wait_seconds": round(s.write_wait_seconds, 3)},
         "warnings": result.warnings,
+        **({"published": result.published} if result.published else {}),
         "environment": environment(opts.device),
         "completed": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "csv_row": csv_row(source, result, opts, width, height),

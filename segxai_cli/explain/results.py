@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -13,29 +13,39 @@ from segxai_cli.raster.source import RasterSource
 if TYPE_CHECKING:
     from segxai_cli.explain.pipeline import SceneStats
 
+RECORD_SUFFIX = "_saliency.json"  # the scene record: written last, its presence = the scene is complete
+
 
 @dataclass
 class OutputPaths:
-    """The files one input produces in ``outdir``; the record is written last (= complete)."""
+    """The final files one input produces in ``outdir``: every output kind's, and the record (written last)."""
 
-    saliency: Path
-    saliency_style: Path
-    prediction: Path
-    prediction_style: Path
-    record: Path
+    files: dict[str, Path]
 
     @classmethod
     def for_stem(cls, outdir: Path, stem: str) -> "OutputPaths":
-        return cls(
-            saliency=outdir / f"{stem}_saliency.tif",
-            saliency_style=outdir / f"{stem}_saliency.qml",
-            prediction=outdir / f"{stem}_prediction.tif",
-            prediction_style=outdir / f"{stem}_prediction.qml",
-            record=outdir / f"{stem}_saliency.json",
-        )
+        from segxai_cli.explain.outputs import SCENE_OUTPUTS
+
+        files: dict[str, Path] = {}
+        for kind in SCENE_OUTPUTS:
+            files.update(kind.files(outdir, stem))
+        files["record"] = outdir / f"{stem}{RECORD_SUFFIX}"
+        return cls(files)
+
+    @property
+    def saliency(self) -> Path:
+        return self.files["saliency"]
+
+    @property
+    def prediction(self) -> Path:
+        return self.files["prediction"]
+
+    @property
+    def record(self) -> Path:
+        return self.files["record"]
 
     def all(self) -> list[Path]:
-        return [self.saliency, self.saliency_style, self.prediction, self.prediction_style, self.record]
+        return list(self.files.values())
 
 
 @dataclass
@@ -48,6 +58,7 @@ class SceneResult:
     error: Optional[str] = None
     stats: Optional["SceneStats"] = None
     mean_saliency: dict[str, float] = field(default_factory=dict)
+    published: dict[str, Any] = field(default_factory=dict)  # what the output kinds report for the record
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -70,7 +81,7 @@ class SceneResult:
         if self.error:
             d["error"] = self.error
         if self.outputs:
-            d["outputs"] = {k: str(v) for k, v in asdict(self.outputs).items()}
+            d["outputs"] = {k: str(v) for k, v in self.outputs.files.items()}
         if self.stats:
             d["tiles"] = self.stats.tiles
             d["tiles_computed"] = self.stats.tiles_computed

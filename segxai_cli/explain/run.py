@@ -1,8 +1,9 @@
-"""Many scenes with one model load: the Python API behind ``segxai explain``.
+"""Many scenes with one model load: the Python API behind ``segxai explain`` (the driver).
 
 The order matters for users: every check that needs no model (options, shard, output folder,
 inputs, existing outputs) runs first and fails in well under a second — torch, rasterio and the
-model are imported only once there is work to do.
+model are imported only once there is work to do. The scenes themselves are run by an executor
+(:mod:`segxai_cli.explain.executors`: this process by default); the driver writes the run summary.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from segxai_cli.errors import InputError, OutputError, SegxaiError, UsageError
-from segxai_cli.explain.options import ExplainOptions, bind_options, parse_shard, resolve_options
+from segxai_cli.explain.executors import Executor, LocalExecutor, RunPlan
+from segxai_cli.explain.executors.base import Progress, attempt
+from segxai_cli.explain.options import ExplainOptions, resolve_options
 from segxai_cli.explain.records import write_run_summary
 from segxai_cli.explain.results import OutputPaths, RunResult, SceneResult
 from segxai_cli.files import check_writable_folder
+from segxai_cli.options import parse_shard
 from segxai_cli.raster.inputs import expand_paths
 from segxai_cli.raster.source import RasterSource
 
 log = logging.getLogger("segxai")
 
 ModelArg = Union[None, str, Path, tuple]
-# progress(index, count, scene name, windows, megapixels) when a scene starts -> advance(n windows)
-Progress = Callable[[int, int, str, int, float], Callable[[int], None]]
 
 
 def explain_scenes(
@@ -38,6 +40,7 @@ def explain_scenes(
     overwrite: bool = False,
     skip_existing: bool = False,
     progress: Optional[Progress] = None,
+    executor: Optional[Executor] = None,
     keep_going: bool = True,
     **kwargs: Any,
 ) -> RunResult:
@@ -57,30 +60,28 @@ def explain_scenes(
     t0 = time.time()
     if overwrite and skip_existing:
         raise UsageError("use either --overwrite or --skip-existing, not both")
-    opts = options if options is not None else resolve_options(**kwargs)
     if options is not None and kwargs:
         raise TypeError(f"give options either resolved or as keywords, not both: {', '.join(kwargs)}")
+    opts = options if options is not None else resolve_options(**kwargs)
     shard_t = parse_shard(shard)
     outdir = check_writable_folder(outdir, create=True)
     inputs = [inputs] if isinstance(inputs, (str, Path, RasterSource)) else list(inputs)
     todo, results = _select_inputs(inputs, shard_t, keep_going)
     checked = []
     for source in todo:
-        failure = _attempt(source, keep_going, _precheck, source, outdir, overwrite, skip_existing)
+        failure = attempt(source, keep_going, _precheck, source, outdir, overwrite, skip_existing)
         if failure is None:
             checked.append(source)
         else:
             results.append(failure)
-    explainer = _load(model, opts, progress) if checked else None
-    for i, source in enumerate(checked, 1):
-        pos = (i, len(checked))
-        results.append(_attempt(source, keep_going, explainer.scene, source, outdir, overwrite=overwrite,
-                                skip_existing=skip_existing, position=pos))
+    executor = executor or LocalExecutor(progress)
+    plan = RunPlan(model, opts, outdir, overwrite, skip_existing, keep_going)
+    if checked:
+        results.extend(executor.run(plan, checked))
     run = RunResult(results, outdir, seconds=time.time() - t0)
     try:
-        run.manifest, run.csv = write_run_summary(
-            outdir, results, explainer.opts if explainer else opts, explainer.model_record if explainer else None,
-            t0, shard_t, [str(i) for i in inputs])
+        run.manifest, run.csv = write_run_summary(outdir, results, executor.bound_options or opts,
+                                                  executor.model_record, t0, shard_t, [str(i) for i in inputs])
     except SegxaiError as exc:
         log.error("%s", exc)
         run.scenes.append(SceneResult(RasterSource.of(outdir), "failed", error=str(exc)))
@@ -128,35 +129,3 @@ def _precheck(source: RasterSource, outdir: Path, overwrite: bool, skip_existing
         existing = [p for p in OutputPaths.for_stem(outdir, source.stem).all() if p.exists()]
         if existing:
             raise OutputError(f"{existing[0]}: exists (use --overwrite to replace, or --skip-existing to skip complete scenes)")
-
-
-def _load(model: ModelArg, opts: ExplainOptions, progress: Optional[Progress]):
-    from segxai_cli.device import resolve_device
-    from segxai_cli.explain.scene import Explainer
-    from segxai_cli.model.checkpoint import load_model
-    from segxai_cli.model.families import as_adapter
-
-    dev = resolve_device(opts.device)
-    net, info = load_model(model, dev)
-    bound = bind_options(opts, info, net, str(dev))
-    return Explainer(as_adapter(net), info, bound, dev, progress)
-
-
-def _attempt(source: RasterSource, keep_going: bool, fn: Callable, *args: Any, **kwargs: Any) -> Optional[SceneResult]:
-    """``fn(*args, **kwargs)``; a failure becomes a logged "failed" result (or raises without ``keep_going``)."""
-    try:
-        return fn(*args, **kwargs)
-    except SegxaiError as exc:
-        if not keep_going:
-            raise
-        msg = str(exc)
-        if str(source) not in msg and source.name not in msg:
-            msg = f"{source}: {msg}"
-        log.error("%s", msg)
-        return SceneResult(source, "failed", error=msg)
-    except Exception as exc:  # a bug or an unexpected library error: report, keep going
-        if not keep_going:
-            raise
-        log.error("%s: failed: %s: %s", source, type(exc).__name__, exc)
-        log.debug("traceback", exc_info=True)
-        return SceneResult(source, "failed", error=f"{source}: {type(exc).__name__}: {exc}")

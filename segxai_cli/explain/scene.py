@@ -18,7 +18,7 @@ import torch
 
 from segxai_cli.errors import InputError, OutputError
 from segxai_cli.explain.options import ExplainOptions, RegionSpec
-from segxai_cli.explain.outputs import PredictionOutput, SaliencyOutput, SceneOutputs
+from segxai_cli.explain.outputs import SCENE_OUTPUTS, SceneContext
 from segxai_cli.explain.pipeline import PipelineConfig, ScenePipeline
 from segxai_cli.explain.records import is_complete, write_record
 from segxai_cli.explain.results import OutputPaths, SceneResult
@@ -119,23 +119,29 @@ class Explainer:
             self._check_scene(src, source, result)
             width, height, crs, transform = src.width, src.height, src.crs, src.transform
             region = self._region(src, source, result)
-        outputs = SceneOutputs(
-            SaliencyOutput(paths, source, self.info, self.opts, width, height, crs, transform),
-            PredictionOutput(paths, source, self.info, self.opts, width, height, crs, transform),
-        )
-        pipe = ScenePipeline(source, self.adapter, self.pipeline_config(), width, height, region, outputs.sink)
+        scene = SceneContext(source, paths.record.parent, self.info, self.opts, width, height, crs, transform)
+        outputs = [kind(scene) for kind in SCENE_OUTPUTS]
+
+        def sink(row0, saliency, prediction) -> None:
+            for out in outputs:
+                out.write(row0, saliency, prediction)
+
+        pipe = ScenePipeline(source, self.adapter, self.pipeline_config(), width, height, region, sink)
         if self.progress is not None:
             pipe.progress = self.progress(*position, source.name, len(pipe.grid), width * height / 1e6)
         try:
-            outputs.open()
+            for out in outputs:
+                out.open()
             stats = pipe.run()
             if stats.valid_pixels == 0:
                 raise InputError(f"{source}: no valid pixels (the scene is entirely nodata); nothing written")
-            outputs.prediction.publish()
-            result.mean_saliency = outputs.saliency.publish(stats)
+            for out in outputs:
+                result.published.update(out.publish(stats))
         except BaseException:
-            outputs.abort()
+            for out in outputs:
+                out.abort()
             raise
+        result.mean_saliency = result.published.pop("mean_saliency", {})
         result.stats = stats
         if stats.tiles_empty_region:
             log.info("%s: %d tile(s) had an empty target region (zero saliency there)", source, stats.tiles_empty_region)

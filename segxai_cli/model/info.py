@@ -19,6 +19,7 @@ MAX_TILE = 8192  # a tile is a batch element: larger windows would not fit any G
 MIN_TILE = 16
 MAX_BANDS = 1024
 MAX_CLASSES = 255  # 255 is the class raster's nodata and the masks' ignore value
+CLASS_NODATA = 255
 
 
 def default_class_names(classes: int) -> list[str]:

@@ -45,7 +45,7 @@ def open_raster(location: SourceLike, *, require_crs: bool = False) -> rasterio.
         if path.is_dir():
             raise InputError(f"{source}: is a directory, not a GeoTIFF")
     try:
-        src = rasterio.open(source.gdal_path)
+        src = source.open()
     except RasterioIOError as exc:
         raise InputError(f"{source}: not a readable GeoTIFF ({_first_line(exc)})") from None
     if src.driver not in GEOTIFF_DRIVERS:

@@ -61,6 +61,12 @@ class RasterSource:
                 return name[: -len(suffix)]
         return PurePosixPath(name).stem
 
+    def open(self):
+        """A rasterio dataset (callers close it); :func:`segxai_cli.raster.reader.open_raster` checks it."""
+        import rasterio
+
+        return rasterio.open(self.gdal_path)
+
     def exists(self) -> bool:
         """False only when a local file is known to be missing (remote ones are tried on open)."""
         return not self.is_local or Path(self.uri).exists()

@@ -1,0 +1,71 @@
+"""What every output kind of a scene implements, and what it is given."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from segxai_cli._version import __version__
+from segxai_cli.raster.source import RasterSource
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from segxai_cli.explain.options import ExplainOptions
+    from segxai_cli.explain.pipeline import SceneStats
+    from segxai_cli.model.info import ModelInfo
+
+
+@dataclass(frozen=True)
+class SceneContext:
+    """One scene as the outputs see it: where it comes from, its grid, the model and the options."""
+
+    source: RasterSource
+    outdir: Path
+    info: "ModelInfo"
+    opts: "ExplainOptions"
+    width: int
+    height: int
+    crs: Any
+    transform: Any
+
+    def tags(self) -> dict[str, Any]:
+        """Tags every raster output carries (provenance in GDAL metadata)."""
+        info, opts = self.info, self.opts
+        return {
+            "segxai_version": __version__,
+            "source": self.source.name,
+            "model": Path(info.path).name if info.path else info.label,
+            "model_sha256": info.sha256 or "",
+            "model_arch": info.label,
+            "target_class": opts.target_class,
+            "target_class_name": opts.class_name,
+        }
+
+
+class SceneOutput:
+    """One output kind of a scene (see the package docstring)."""
+
+    kind: ClassVar[str] = "output"
+
+    def __init__(self, scene: SceneContext) -> None:
+        self.scene = scene
+
+    @classmethod
+    def files(cls, outdir: Path, stem: str) -> dict[str, Path]:
+        """The final files of this kind for scene ``stem`` (name → path)."""
+        return {}
+
+    def open(self) -> None:
+        """Prepare temp files before the first strip."""
+
+    def write(self, row0: int, saliency: "np.ndarray", prediction: "np.ndarray") -> None:
+        """Full-width rows ``row0 …``: saliency (bands, h, W) float32, prediction (h, W) uint8."""
+
+    def publish(self, stats: "SceneStats") -> dict[str, Any]:
+        """Finish, check and rename into place; returns values for the scene's record."""
+        return {}
+
+    def abort(self) -> None:
+        """Remove every temp file; final names are never touched."""

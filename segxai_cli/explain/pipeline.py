@@ -269,7 +269,8 @@ class ScenePipeline:
         t_start = time.perf_counter()
         stop = threading.Event()
         q: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, self.cfg.prefetch))
-        reader = Reader(self.source, self.grid, self.cfg, self.region, q, stop)
+        reader = Reader(self.source, self.grid, self.cfg.bidx, self.cfg.batch_size, self.region, q, stop,
+                        pin=self.cfg.device.type == "cuda")
         row = -1
         try:
             reader.start()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -22,9 +23,6 @@ from segxai_cli.raster.regions import RegionSource
 from segxai_cli.raster.source import RasterSource
 from segxai_cli.tiling.grid import TileGrid
 from segxai_cli.tiling.tiles import pad_tile
-
-if TYPE_CHECKING:
-    from segxai_cli.explain.pipeline import PipelineConfig
 
 END = object()  # the reader's last item
 
@@ -53,12 +51,14 @@ class Batch:
 class Reader(threading.Thread):
     """Reads windows in grid order into batches of computed tiles (own dataset handles)."""
 
-    def __init__(self, source: RasterSource, grid: TileGrid, cfg: "PipelineConfig", region: Optional[RegionSource],
-                 out: "queue.Queue[Any]", stop: threading.Event) -> None:
+    def __init__(self, source: RasterSource, grid: TileGrid, bidx: Sequence[int], batch_size: int,
+                 region: Optional[RegionSource], out: "queue.Queue[Any]", stop: threading.Event,
+                 pin: bool = False) -> None:
         super().__init__(name="segxai-reader", daemon=True)
-        self.source, self.grid, self.cfg, self.region = source, grid, cfg, region
+        self.source, self.grid, self.region = source, grid, region
+        self.bidx, self.batch_size, self.tile = list(bidx), int(batch_size), int(grid.tile)
         self.out, self.stop = out, stop
-        self.pin = cfg.device.type == "cuda"
+        self.pin = pin
 
     def _put(self, item: Any) -> bool:
         while not self.stop.is_set():
@@ -88,13 +88,13 @@ class Reader(threading.Thread):
         for win in self.grid.windows():
             if self.stop.is_set():
                 return False
-            data, valid = read_window(src, win, self.cfg.bidx)
+            data, valid = read_window(src, win, self.bidx)
             entry, tile = self._window(win, data, valid, reg)
             if tile is not None:
                 entry.index = len(tiles)
                 tiles.append(tile)
             entries.append(entry)
-            if len(tiles) == self.cfg.batch_size:
+            if len(tiles) == self.batch_size:
                 if not self._put(self._batch(entries, tiles)):
                     return False
                 entries, tiles = [], []
@@ -111,10 +111,10 @@ class Reader(threading.Thread):
             rmask = reg.window_mask(win) & valid
             if reg.skip_outside and not rmask.any():
                 return Entry(win, -1, valid), None
-        x, v = pad_tile(data, valid, self.cfg.tile)
+        x, v = pad_tile(data, valid, self.tile)
         r = None
         if rmask is not None:
-            r = torch.zeros((self.cfg.tile, self.cfg.tile), dtype=torch.bool)
+            r = torch.zeros((self.tile, self.tile), dtype=torch.bool)
             r[: rmask.shape[0], : rmask.shape[1]] = torch.from_numpy(rmask)
         return Entry(win, 0), (x, v, r)
 

@@ -146,6 +146,30 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class Staged:
+    """A file written now under a temp name and published later with the rest of its scene."""
+
+    def __init__(self, final: str | Path, data: bytes) -> None:
+        self.final = Path(final)
+        self.tmp = temp_name(self.final, "staged")
+        try:
+            with open(self.tmp, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise write_error(self.final, exc) from None
+
+    @classmethod
+    def text(cls, final: str | Path, text: str) -> "Staged":
+        return cls(final, text.encode("utf-8"))
+
+    def commit(self) -> Path:
+        return publish(self.tmp, self.final)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
 def check_writable_folder(folder: str | Path, *, create: bool = False) -> Path:
     """The folder exists (or is created) and files can be created in it; else one OutputError."""
     folder = Path(folder)

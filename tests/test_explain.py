@@ -46,8 +46,9 @@ def test_outputs_are_georeferenced_cogs_with_nodata(tmp_path, make_geotiff, tiny
     r = explain_scene(scene, tmp_path / "out", model=tiny_model, methods=["gradcam", "hirescam"])
     assert r.status == "done"
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["scene_prediction.qml", "scene_prediction.tif", "scene_saliency.json", "scene_saliency.qml",
-                     "scene_saliency.tif", "segxai_manifest.json", "segxai_scenes.csv"]
+    assert names == ["scene_prediction.qml", "scene_prediction.tif", "scene_prediction.tif.aux.xml",
+                     "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif", "segxai_manifest.json",
+                     "segxai_scenes.csv"]
     with rasterio.open(scene) as src, rasterio.open(r.saliency) as sal, rasterio.open(r.prediction) as pred:
         for out in (sal, pred):
             assert out.crs == src.crs and out.transform == src.transform
@@ -65,7 +66,8 @@ def test_outputs_are_georeferenced_cogs_with_nodata(tmp_path, make_geotiff, tiny
         assert np.isnan(s[:, invalid]).all() and not np.isnan(s[:, ~invalid]).any()
         assert np.nanmin(s) >= 0 and np.nanmax(s) <= 1 and np.nanmax(s) > 0.99
         assert (p[invalid] == 255).all() and (p[~invalid] < 2).all()
-        assert pred.colormap(1)[1][:3] == (230, 50, 50)
+        # the palette (from the .aux.xml sidecar): the background class transparent, buildings red
+        assert pred.colormap(1)[0] == (0, 0, 0, 0) and pred.colormap(1)[1] == (230, 50, 50, 255)
     rec = json.loads(r.outputs.record.read_text())
     assert rec["stats"]["tiles"] == r.stats.tiles and rec["options"]["methods"] == ["gradcam", "hirescam"]
     csv_lines = (tmp_path / "out" / "segxai_scenes.csv").read_text().splitlines()

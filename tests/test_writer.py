@@ -12,7 +12,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from segxai_cli.errors import OutputError
-from segxai_cli.raster.style import class_colormap, heatmap_qml, paletted_qml, write_heatmap_style
+from segxai_cli.raster.style import heatmap_qml, palette_aux_xml, paletted_qml, write_heatmap_style
 from segxai_cli.files import remove_stale_temps, temp_name
 from segxai_cli.raster.writer import StreamingWriter, cog_problems, minmax_scale
 
@@ -20,7 +20,7 @@ TRANSFORM = from_origin(500000.0, 5000000.0, 0.3, 0.3)
 CRS_UTM = CRS.from_epsg(32633)
 
 
-def _write(path, W=600, H=560, count=2, scale=None, **kw):
+def _write(path, W=600, H=560, count=2, scale=None, clamp=False, **kw):
     rng = np.random.default_rng(0)
     data = (rng.random((count, H, W)) * 4 + 1).astype("float32")
     data[:, :10, :20] = np.nan
@@ -31,7 +31,10 @@ def _write(path, W=600, H=560, count=2, scale=None, **kw):
     with w:
         for r in range(0, H, 256):
             w.write(r, data[:, r:r + 256])
-    w.finalize(scale)
+    existed = path.exists()
+    w.finalize(scale, clamp=clamp)
+    assert path.exists() == existed  # finalized = made and checked under a temp name; committing renames it
+    w.commit()
     return data
 
 
@@ -61,16 +64,29 @@ def test_rescale_during_cog_copy(tmp_path):
     assert np.nanmin(got) >= 0 and np.nanmax(got) <= 1
 
 
-def test_class_raster_colour_table(tmp_path):
+def test_rescale_clamped_below_zero(tmp_path):
+    """Clipped maps hold 0 outside the region; the region's min-max must map them to 0, not below."""
+    out = tmp_path / "c.tif"
+    data = _write(out, count=1, scale=[minmax_scale(2.0, 5.0)], clamp=True)
+    with rasterio.open(out) as src:
+        got = src.read()
+    expect = np.clip((data - 2.0) / (3.0 + 1e-7), 0, None)
+    np.testing.assert_allclose(got, expect, atol=1e-6)
+    assert np.nanmin(got) == 0 and np.isnan(got[:, :10, :20]).all()
+
+
+def test_class_raster_colour_table_with_transparent_background(tmp_path):
+    """A TIFF palette cannot hold alpha: the colour table goes into the PAM sidecar, background transparent."""
     out = tmp_path / "p.tif"
     w = StreamingWriter(out, width=100, height=80, count=1, dtype="uint8", crs=CRS_UTM, transform=TRANSFORM,
-                        nodata=255, colormap=class_colormap(2), overview_resampling="nearest")
+                        nodata=255, overview_resampling="nearest")
     with w:
         w.write(0, np.ones((80, 100), np.uint8))
-    w.finalize()
+    w.finalize().commit()
+    (tmp_path / "p.tif.aux.xml").write_text(palette_aux_xml(["background", "building"]))
     with rasterio.open(out) as src:
-        assert src.colormap(1)[1] == (230, 50, 50, 255)
-        assert src.nodata == 255
+        assert src.colormap(1)[0] == (0, 0, 0, 0) and src.colormap(1)[1] == (230, 50, 50, 255)
+        assert src.colorinterp[0].name == "palette" and src.nodata == 255
     assert cog_problems(out) == []
 
 

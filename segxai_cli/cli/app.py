@@ -41,6 +41,9 @@ class Interrupted(BaseException):
 
 
 def _on_signal(signum, _frame) -> None:
+    # The first signal starts the clean-up; further ones must not interrupt it (temp files would stay).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signum)
 
 

@@ -33,6 +33,7 @@ import torch
 from segxai_cli.cam import EmptyRegionWarning, explain_batch
 from segxai_cli.device import autocast as autocast_ctx
 from segxai_cli.explain.reading import END, Batch, Reader
+from segxai_cli.faults import fault_point
 from segxai_cli.model.adapter import ModelAdapter
 from segxai_cli.model.info import CLASS_NODATA
 from segxai_cli.model.outputs import class_probs, predicted_class
@@ -92,6 +93,7 @@ class SceneStats:
     minimum: list[float] = field(default_factory=list)  # per saliency band, raw blended values
     maximum: list[float] = field(default_factory=list)
     mean_raw: list[float] = field(default_factory=list)
+    clipped: bool = False  # maps are zero outside the region, statistics are over the region
     seconds: float = 0.0
     compute_seconds: float = 0.0
     read_wait_seconds: float = 0.0
@@ -201,6 +203,7 @@ class ScenePipeline:
     # ---------------------------------------------------------------- compute one batch
     def compute(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(values (B, bands + classes, T, T), valid (B, T, T)) of a batch's computed windows."""
+        fault_point("compute")
         cfg, dev = self.cfg, self.cfg.device
         images = batch.images.to(dev, non_blocking=True)
         valid_ctx = batch.valid.to(dev, non_blocking=True)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
+from segxai_cli.faults import fault_point
 from segxai_cli.raster.reader import open_raster_quiet, read_window
 from segxai_cli.raster.regions import RegionSource
 from segxai_cli.raster.source import RasterSource
@@ -88,6 +89,7 @@ class Reader(threading.Thread):
         for win in self.grid.windows():
             if self.stop.is_set():
                 return False
+            fault_point("read")
             data, valid = read_window(src, win, self.bidx)
             entry, tile = self._window(win, data, valid, reg)
             if tile is not None:

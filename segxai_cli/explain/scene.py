@@ -22,6 +22,7 @@ from segxai_cli.explain.outputs import SCENE_OUTPUTS, SceneContext
 from segxai_cli.explain.pipeline import PipelineConfig, ScenePipeline
 from segxai_cli.explain.records import is_complete, write_record
 from segxai_cli.explain.results import OutputPaths, SceneResult
+from segxai_cli.faults import fault_point
 from segxai_cli.files import remove_stale_temps
 from segxai_cli.model.adapter import ModelAdapter
 from segxai_cli.model.info import ModelInfo
@@ -67,7 +68,13 @@ class Explainer:
     # ---------------------------------------------------------------- one scene
     def scene(self, source: RasterSource, outdir: Path, *, overwrite: bool = False,
               skip_existing: bool = False, position: tuple[int, int] = (1, 1)) -> SceneResult:
-        """Explain one scene into ``outdir``; user errors raise :class:`~segxai_cli.errors.SegxaiError`."""
+        """Explain one scene into ``outdir``; user errors raise :class:`~segxai_cli.errors.SegxaiError`.
+
+        All outputs are finalized (made and checked under temp names) before any is committed
+        (renamed); the record is written last. Any failure — a full disk, a signal — removes the temp
+        files and whatever this scene had already committed: nothing of a failed scene stays under a
+        final name, and a rerun redoes it.
+        """
         # GDAL's block cache defaults to 5 % of the RAM and would fill with input blocks as the scene is
         # read: capped (globally, restored afterwards) so that memory does not grow with the scene size.
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
@@ -76,11 +83,31 @@ class Explainer:
             result = SceneResult(source, "done", outputs=paths)
             if self._existing(paths, result, overwrite, skip_existing):
                 return result
-            crs, width, height = self._run(source, paths, result, position)
-            result.seconds = time.perf_counter() - t0
-            write_record(paths, source, result, self.opts, self.model_record, self.key, crs, width, height)
-        log.info("%s: %d tiles (%d computed) in %.1f s, %.2f MP/s -> %s", source, result.stats.tiles,
-                 result.stats.tiles_computed, result.seconds, result.megapixels_per_s or 0.0, paths.saliency)
+            scene, region = self._open(source, outdir, result)
+            outputs = [kind(scene) for kind in SCENE_OUTPUTS]
+            committed: list[Path] = []
+            try:
+                stats = self._compute(scene, region, outputs, position)
+                for out in outputs:
+                    result.published.update(out.finalize(stats))
+                for out in outputs:
+                    committed += out.commit()
+                result.mean_saliency = result.published.pop("mean_saliency", {})
+                result.stats = stats
+                result.seconds = time.perf_counter() - t0
+                fault_point("record")
+                write_record(paths, source, result, self.opts, self.model_record, self.key, scene.crs,
+                             scene.width, scene.height)
+            except BaseException:
+                for out in outputs:
+                    out.abort()
+                for p in committed:
+                    p.unlink(missing_ok=True)
+                raise
+        if stats.tiles_empty_region:
+            log.info("%s: %d tile(s) had an empty target region (zero saliency there)", source, stats.tiles_empty_region)
+        log.info("%s: %d tiles (%d computed) in %.1f s, %.2f MP/s -> %s", source, stats.tiles, stats.tiles_computed,
+                 result.seconds, result.megapixels_per_s or 0.0, paths.saliency)
         return result
 
     def _existing(self, paths: OutputPaths, result: SceneResult, overwrite: bool, skip_existing: bool) -> bool:
@@ -107,9 +134,8 @@ class Explainer:
         paths.record.unlink(missing_ok=True)  # the completion marker goes before anything is replaced
         return False
 
-    def _run(self, source: RasterSource, paths: OutputPaths, result: SceneResult,
-             position: tuple[int, int]) -> tuple[Any, int, int]:
-        """Pipeline and publication of the rasters; returns the scene's (crs, width, height)."""
+    def _open(self, source: RasterSource, outdir: Path, result: SceneResult):
+        """Open and check the input; → the scene as the outputs see it, and its region reader."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NoCRSWarning)
             src = open_raster(source)
@@ -117,35 +143,26 @@ class Explainer:
             _warn(result, str(w.message), w.category)
         with src:
             self._check_scene(src, source, result)
-            width, height, crs, transform = src.width, src.height, src.crs, src.transform
             region = self._region(src, source, result)
-        scene = SceneContext(source, paths.record.parent, self.info, self.opts, width, height, crs, transform)
-        outputs = [kind(scene) for kind in SCENE_OUTPUTS]
+            scene = SceneContext(source, outdir, self.info, self.opts, src.width, src.height, src.crs, src.transform)
+        return scene, region
+
+    def _compute(self, scene: SceneContext, region, outputs, position: tuple[int, int]):
+        """Open the outputs and stream the pipeline's strips into them; → the scene statistics."""
 
         def sink(row0, saliency, prediction) -> None:
             for out in outputs:
                 out.write(row0, saliency, prediction)
 
-        pipe = ScenePipeline(source, self.adapter, self.pipeline_config(), width, height, region, sink)
+        pipe = ScenePipeline(scene.source, self.adapter, self.pipeline_config(), scene.width, scene.height, region, sink)
         if self.progress is not None:
-            pipe.progress = self.progress(*position, source.name, len(pipe.grid), width * height / 1e6)
-        try:
-            for out in outputs:
-                out.open()
-            stats = pipe.run()
-            if stats.valid_pixels == 0:
-                raise InputError(f"{source}: no valid pixels (the scene is entirely nodata); nothing written")
-            for out in outputs:
-                result.published.update(out.publish(stats))
-        except BaseException:
-            for out in outputs:
-                out.abort()
-            raise
-        result.mean_saliency = result.published.pop("mean_saliency", {})
-        result.stats = stats
-        if stats.tiles_empty_region:
-            log.info("%s: %d tile(s) had an empty target region (zero saliency there)", source, stats.tiles_empty_region)
-        return crs, width, height
+            pipe.progress = self.progress(*position, scene.source.name, len(pipe.grid), scene.width * scene.height / 1e6)
+        for out in outputs:
+            out.open()
+        stats = pipe.run()
+        if stats.valid_pixels == 0:
+            raise InputError(f"{scene.source}: no valid pixels (the scene is entirely nodata); nothing written")
+        return stats
 
     def _check_scene(self, src, source: RasterSource, result: SceneResult) -> None:
         info, opts = self.info, self.opts

@@ -157,9 +157,32 @@ def paletted_qml(class_names: Sequence[str], opacity: float = 0.6) -> str:
 """
 
 
+def palette_aux_xml(class_names: Sequence[str]) -> str:
+    """A GDAL PAM sidecar (``<raster>.aux.xml``) holding the class colour table *with alpha*.
+
+    A TIFF colour map cannot hold alpha (GDAL writes 255 for every entry), so a palette stored in the
+    GeoTIFF would paint the background class opaque over the imagery. GDAL — and so QGIS, rasterio,
+    gdalinfo — reads the colour table from this sidecar when the TIFF has none: the background class
+    is transparent even without the ``.qml``.
+    """
+    cmap = class_colormap(len(class_names))
+    entries = "\n".join(
+        f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>' for i in range(256)
+        for r, g, b, a in [cmap.get(i, (0, 0, 0, 0))]
+    )
+    return (
+        "<PAMDataset>\n  <PAMRasterBand band=\"1\">\n    <ColorInterp>Palette</ColorInterp>\n"
+        f"    <ColorTable>\n{entries}\n    </ColorTable>\n  </PAMRasterBand>\n</PAMDataset>\n"
+    )
+
+
+def heatmap_style_path(raster: Path) -> Path:
+    return Path(raster).with_suffix(".qml")
+
+
 def write_heatmap_style(raster: Path, vmin: float = 0.0, vmax: float = 1.0, label: str = "saliency") -> Path:
     """Write ``<raster stem>.qml`` beside ``raster`` (atomically)."""
-    return atomic_write_text(Path(raster).with_suffix(".qml"), heatmap_qml(vmin, vmax, label=label))
+    return atomic_write_text(heatmap_style_path(raster), heatmap_qml(vmin, vmax, label=label))
 
 
 def write_class_style(raster: Path, class_names: Sequence[str]) -> Path:

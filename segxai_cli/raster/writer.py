@@ -7,15 +7,19 @@ Life of one output (``OUTDIR/x_saliency.tif``):
    carries the input's CRS and transform, the output nodata, band descriptions and tags.
 2. :meth:`StreamingWriter.finalize` converts it with GDAL's COG driver (``rasterio.shutil.copy``,
    which streams; GDAL builds the overviews in its own temp file) into
-   ``.x_saliency.tif.<host>.<pid>.cog.tif``. A per-band linear rescale (per-scene min-max) is applied
-   during that copy through a VRT (``ComplexSource`` ``ScaleOffset``/``ScaleRatio``), so the raw
-   maps are never rewritten.
-3. Stale sidecars of an older output (``x_saliency.tif.aux.xml``, ``.msk``, ``.ovr``) are removed
-   and the COG is ``os.replace``-d onto the final name — a reader, or a run killed at any moment,
-   never sees a half-written file under the final name.
+   ``.x_saliency.tif.<host>.<pid>.cog.tif``. A per-band rescale (per-scene min-max) is applied
+   during that copy through a VRT (``ComplexSource`` ``ScaleOffset``/``ScaleRatio``, or a clamping
+   ``LUT``), so the raw maps are never rewritten. The finished COG is then **read back** — its
+   header, its smallest overview and its first and last full-resolution blocks — because GDAL can
+   report a full disk as a mere warning and leave a truncated file behind.
+3. :meth:`StreamingWriter.commit` removes stale sidecars of an older output (``.aux.xml``, ``.msk``,
+   ``.ovr``) and ``os.replace``-s the COG onto the final name — a reader, or a run killed at any
+   moment, never sees a half-written file under the final name. A scene finalizes all its outputs
+   before it commits any, so a failure leaves none of them published.
 
-Any exception (including KeyboardInterrupt) deletes the temp files. Temp files of a killed run are
-recognised by name and removed by :func:`remove_stale_temps` on the next run.
+Every GDAL or OS write error becomes one :class:`OutputError` naming the file and the reason
+("no space left on device"); any exception (KeyboardInterrupt and signals included) deletes the temp
+files. Temp files of a killed run are recognised by name and removed by ``files.remove_stale_temps``.
 """
 
 from __future__ import annotations
@@ -29,13 +33,31 @@ from xml.sax.saxutils import escape
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio._err import CPLE_BaseError
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from segxai_cli.errors import OutputError
-from segxai_cli.files import publish, remove_stale_sidecars, temp_name
+from segxai_cli.faults import fault_point
+from segxai_cli.files import atomic_write_text, publish, remove_stale_sidecars, temp_name, write_error
 
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
+GDAL_ERRORS = (RasterioIOError, CPLE_BaseError, OSError)
+LOW_SPACE = 1 << 20  # a write failure with less than this left in the folder is a full disk
+
+
+def output_error(path: Path, exc: BaseException) -> OutputError:
+    """One line for a failed raster write; a GDAL error on a (nearly) full disk says so."""
+    err = write_error(path, exc)
+    if "no space left" not in str(err):
+        try:
+            import shutil
+
+            if shutil.disk_usage(path.parent).free < LOW_SPACE:
+                return OutputError(f"{path}: cannot write (no space left on device)")
+        except OSError:
+            pass
+    return err
 
 
 class StreamingWriter:
@@ -58,7 +80,6 @@ class StreamingWriter:
         descriptions: Sequence[str] | None = None,
         tags: Mapping[str, object] | None = None,
         band_tags: Sequence[Mapping[str, object]] | None = None,
-        colormap: Mapping[int, tuple[int, ...]] | None = None,
         block: int = 256,
         compress: str = "deflate",
         overview_resampling: str = "average",
@@ -75,7 +96,6 @@ class StreamingWriter:
         self.descriptions = list(descriptions or [])
         self.tags = {k: str(v) for k, v in (tags or {}).items()}
         self.band_tags = [{k: str(v) for k, v in (bt or {}).items()} for bt in (band_tags or [])]
-        self.colormap = dict(colormap) if colormap else None
         self.block = block
         self.compress = compress
         self.overview_resampling = overview_resampling
@@ -119,10 +139,10 @@ class StreamingWriter:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self._dst = rasterio.open(self.tmp, "w", **profile)
-        except (RasterioIOError, OSError) as exc:
+            self._apply_metadata(self._dst)
+        except GDAL_ERRORS as exc:
             self.abort()
-            raise OutputError(f"{self.path}: cannot write in {folder} ({_first_line(exc)})") from None
-        self._apply_metadata(self._dst)
+            raise output_error(self.path, exc) from None
         return self
 
     def _apply_metadata(self, dst) -> None:
@@ -133,8 +153,6 @@ class StreamingWriter:
         for i, bt in enumerate(self.band_tags[: self.count], start=1):
             if bt:
                 dst.update_tags(i, **bt)
-        if self.colormap:
-            dst.write_colormap(1, self.colormap)
 
     def write(self, row0: int, data: np.ndarray) -> None:
         """Write full-width rows ``row0 .. row0 + h`` from ``data`` (count, h, width) or (h, width)."""
@@ -145,9 +163,10 @@ class StreamingWriter:
             raise ValueError(f"strip shape {arr.shape} does not fit {self.count} x ? x {self.width}")
         window = Window(0, row0, self.width, arr.shape[1])
         try:
+            fault_point("write")
             self._dst.write(arr.astype(self.dtype, copy=False), window=window)
-        except (RasterioIOError, OSError) as exc:
-            raise OutputError(f"{self.path}: write failed ({_first_line(exc)}); is the disk full?") from None
+        except GDAL_ERRORS as exc:
+            raise output_error(self.path, exc) from None
 
     def close_temp(self) -> None:
         if self._dst is not None:
@@ -170,38 +189,41 @@ class StreamingWriter:
                 pass
 
     # ------------------------------------------------------------------ publishing
-    def finalize(self, scale: Sequence[tuple[float, float]] | None = None) -> Path:
-        """COG-convert the temp file (optionally ``value * ratio + offset`` per band) and rename it.
+    def finalize(self, scale: Sequence[tuple[float, float]] | None = None, clamp: bool = False) -> "StreamingWriter":
+        """Convert the temp file into a checked COG, still under a temp name (see :meth:`commit`).
 
-        ``scale``: one ``(offset, ratio)`` per band, or None to copy the values unchanged.
+        ``scale``: one ``(offset, ratio)`` per band (``value * ratio + offset``), or None to copy the
+        values unchanged. ``clamp``: values the scale maps below 0 become 0 (a clamping LUT).
         """
         try:
             self.close_temp()
             source = str(self.tmp)
             if scale is not None:
-                self.tmp_vrt.write_text(self._scaled_vrt(scale), encoding="utf-8")
+                atomic_write_text(self.tmp_vrt, self._scaled_vrt(scale, clamp))
                 source = str(self.tmp_vrt)
-            opts = dict(
-                COMPRESS=self.compress.upper() if self.compress != "none" else "NONE",
-                BLOCKSIZE=self.cog_blocksize,
-                BIGTIFF="IF_SAFER",
-                OVERVIEWS="AUTO",
-                OVERVIEW_RESAMPLING=self.overview_resampling.upper(),
-            )
-            if self.compress in ("deflate", "zstd", "lzw"):
-                opts["PREDICTOR"] = "YES"
-            if self.threads:
-                opts["NUM_THREADS"] = str(self.threads)
+            fault_point("convert")
             # GDAL's block cache defaults to 5 % of the RAM; bounded here so that converting a huge
             # scene does not fill it with source blocks (peak memory independent of the scene size).
             with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=self.cache_mb * 1024 * 1024):
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                rasterio.shutil.copy(source, str(self.tmp_cog), driver="COG", **opts)
+                rasterio.shutil.copy(source, str(self.tmp_cog), driver="COG", **self._cog_options())
+            fault_point("verify")
+            self.verify(self.tmp_cog)
+        except GDAL_ERRORS as exc:
+            err = output_error(self.path, exc)
+            self.abort()
+            raise err from None
+        except BaseException:
+            self.abort()
+            raise
+        return self
+
+    def commit(self) -> Path:
+        """Rename the checked COG onto the final name (after stale sidecars of an older file are gone)."""
+        try:
+            fault_point("commit")
             remove_stale_sidecars(self.path)
             publish(self.tmp_cog, self.path)
-        except (RasterioIOError, OSError) as exc:
-            self.abort()
-            raise OutputError(f"{self.path}: cannot write ({_first_line(exc)})") from None
         except BaseException:
             self.abort()
             raise
@@ -210,8 +232,38 @@ class StreamingWriter:
             Path(str(p) + ".aux.xml").unlink(missing_ok=True)
         return self.path
 
-    def _scaled_vrt(self, scale: Sequence[tuple[float, float]]) -> str:
-        """A VRT over the temp file that rescales each band linearly, with all metadata repeated."""
+    def _cog_options(self) -> dict[str, str]:
+        opts = dict(
+            COMPRESS=self.compress.upper() if self.compress != "none" else "NONE",
+            BLOCKSIZE=str(self.cog_blocksize),
+            BIGTIFF="IF_SAFER",
+            OVERVIEWS="AUTO",
+            OVERVIEW_RESAMPLING=self.overview_resampling.upper(),
+        )
+        if self.compress in ("deflate", "zstd", "lzw"):
+            opts["PREDICTOR"] = "YES"
+        if self.threads:
+            opts["NUM_THREADS"] = str(self.threads)
+        return opts
+
+    def verify(self, path: Path) -> None:
+        """Read back what a truncated or partly written file would not hold: the header, the smallest
+        overview, and the first and last full-resolution blocks."""
+        with rasterio.open(path) as src:
+            if (src.width, src.height, src.count) != (self.width, self.height, self.count) or src.dtypes[0] != self.dtype:
+                raise OutputError(f"{self.path}: the written file does not read back as written")
+            ovr = src.overviews(1)
+            if ovr:
+                f = ovr[-1]
+                src.read(out_shape=(self.count, max(1, self.height // f), max(1, self.width // f)))
+            bh, bw = src.block_shapes[0]
+            src.read(window=Window(0, 0, min(bw, self.width), min(bh, self.height)))
+            r0, c0 = ((self.height - 1) // bh) * bh, ((self.width - 1) // bw) * bw
+            src.read(window=Window(c0, r0, self.width - c0, self.height - r0))
+
+    def _scaled_vrt(self, scale: Sequence[tuple[float, float]], clamp: bool = False) -> str:
+        """A VRT over the temp file that rescales each band linearly (clamped at 0 with ``clamp``: a
+        two-point LUT, which GDAL holds constant outside its range), with all metadata repeated."""
         if len(scale) != self.count:
             raise ValueError(f"need {self.count} (offset, ratio) pairs, got {len(scale)}")
         gdal_type = {"float32": "Float32", "float64": "Float64", "uint8": "Byte", "uint16": "UInt16",
@@ -239,14 +291,23 @@ class StreamingWriter:
                 f"      <SourceBand>{b}</SourceBand>",
                 f'      <SrcRect xOff="0" yOff="0" xSize="{self.width}" ySize="{self.height}"/>',
                 f'      <DstRect xOff="0" yOff="0" xSize="{self.width}" ySize="{self.height}"/>',
+            ] + (_lut(off, ratio) if clamp else [
                 f"      <ScaleOffset>{float(off)!r}</ScaleOffset>",
                 f"      <ScaleRatio>{float(ratio)!r}</ScaleRatio>",
-            ]
+            ])
             if nodata is not None:
                 lines.append(f"      <NODATA>{nodata}</NODATA>")
             lines += ["    </ComplexSource>", "  </VRTRasterBand>"]
         lines.append("</VRTDataset>")
         return "\n".join(line for line in lines if line) + "\n"
+
+
+def _lut(off: float, ratio: float) -> list[str]:
+    """``value * ratio + off`` between the values mapped to 0 and 1, constant outside (clamped)."""
+    if ratio == 0:
+        return ["      <ScaleOffset>0.0</ScaleOffset>", "      <ScaleRatio>0.0</ScaleRatio>"]
+    lo, hi = -off / ratio, (1.0 - off) / ratio
+    return [f"      <LUT>{lo!r}:0,{hi!r}:1</LUT>"]
 
 
 def _metadata_xml(tags: Mapping[str, str], indent: str) -> str:

@@ -63,9 +63,14 @@ class SceneOutput:
     def write(self, row0: int, saliency: "np.ndarray", prediction: "np.ndarray") -> None:
         """Full-width rows ``row0 …``: saliency (bands, h, W) float32, prediction (h, W) uint8."""
 
-    def publish(self, stats: "SceneStats") -> dict[str, Any]:
-        """Finish, check and rename into place; returns values for the scene's record."""
+    def finalize(self, stats: "SceneStats") -> dict[str, Any]:
+        """Finish and check every file under its temp name; returns values for the scene's record."""
         return {}
+
+    def commit(self) -> list[Path]:
+        """Rename the finished files onto their final names (fast: every output of the scene is
+        finalized before any is committed); returns the final paths."""
+        return []
 
     def abort(self) -> None:
         """Remove every temp file; final names are never touched."""

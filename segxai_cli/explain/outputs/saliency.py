@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
-from segxai_cli.files import remove_stale_sidecars
-from segxai_cli.raster.style import write_heatmap_style
+from segxai_cli.files import Staged
+from segxai_cli.raster.style import heatmap_qml
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,6 +46,7 @@ class SaliencyOutput(SceneOutput):
             band_tags=[{"method": m, "layer": layer} for m, layer in opts.bands_out],
             compress=opts.compress, overview_resampling="average",
         )
+        self.staged: list[Staged] = []
 
     def open(self) -> None:
         self.writer.open()
@@ -53,8 +54,12 @@ class SaliencyOutput(SceneOutput):
     def write(self, row0: int, saliency: "np.ndarray", prediction: "np.ndarray") -> None:
         self.writer.write(row0, saliency)
 
-    def publish(self, stats: "SceneStats") -> dict[str, Any]:
-        """Rescale per scene (``--normalize scene``), publish the COG and its style → the mean per band."""
+    def finalize(self, stats: "SceneStats") -> dict[str, Any]:
+        """Rescale per scene (``--normalize scene``), make and check the COG and its style → mean per band.
+
+        ``stats`` hold the raw blended values' min / max / mean over the pixels that count (the
+        region's, when the map is clipped to it); clipped maps are clamped at 0 outside.
+        """
         from segxai_cli.raster.writer import minmax_scale
 
         names = self.opts.band_names
@@ -62,17 +67,21 @@ class SaliencyOutput(SceneOutput):
         if self.opts.normalize == "scene":
             scale = [minmax_scale(lo, hi) for lo, hi in zip(stats.minimum, stats.maximum)]
             means = {n: m * ratio + off for n, m, (off, ratio) in zip(names, stats.mean_raw, scale)}
-            self.writer.tags.update({f"scene_min_{n}": repr(v) for n, v in zip(names, stats.minimum)})
-            self.writer.tags.update({f"scene_max_{n}": repr(v) for n, v in zip(names, stats.maximum)})
+            self.writer.tags.update({f"raw_min_{n}": repr(v) for n, v in zip(names, stats.minimum)})
+            self.writer.tags.update({f"raw_max_{n}": repr(v) for n, v in zip(names, stats.maximum)})
         else:
             means = dict(zip(names, stats.mean_raw))
-        self.writer.finalize(scale)
+        self.writer.finalize(scale, clamp=stats.clipped)
         vmax = 1.0
         if self.opts.normalize == "none" and stats.maximum and math.isfinite(stats.maximum[0]) and stats.maximum[0] > 0:
             vmax = stats.maximum[0]
-        write_heatmap_style(self.paths["saliency"], 0.0, vmax, label=names[0])
-        remove_stale_sidecars(self.paths["saliency_style"])
+        self.staged = [Staged.text(self.paths["saliency_style"], heatmap_qml(0.0, vmax, label=names[0]))]
         return {"mean_saliency": means}
+
+    def commit(self) -> list[Path]:
+        return [self.writer.commit()] + [s.commit() for s in self.staged]
 
     def abort(self) -> None:
         self.writer.abort()
+        for s in self.staged:
+            s.abort()

@@ -33,6 +33,11 @@ def _plan() -> dict[str, tuple[int, str]]:
     return out
 
 
+def reset() -> None:
+    """Forget which points fired (in-process tests run several commands in one process)."""
+    _seen.clear()
+
+
 def fault_point(name: str) -> None:
     """Fire the fault planned for ``name`` (if any); a no-op in normal runs."""
     if _ENV not in os.environ:

@@ -121,3 +121,7 @@ def _usage_message(exc: click_exc.UsageError) -> str:
     msg = " ".join(exc.format_message().split())
     cmd = exc.ctx.command_path if exc.ctx is not None else "segxai"
     return f"{msg} (see `{cmd} --help`)"
+
+
+if __name__ == "__main__":  # python -m segxai_cli.cli.app
+    main()

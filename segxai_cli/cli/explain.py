@@ -52,7 +52,11 @@ def explain(
     region_mask: Annotated[Optional[str], typer.Option("--region-mask", help="Explain the pixels of this mask raster (> 0) instead of the prediction; same grid as the scene; '{stem}' is replaced by the input's name.", show_default=False)] = None,
     vector: Annotated[Optional[str], typer.Option("--vector", help="Explain the objects of this vector file (GeoJSON, GPKG, Shapefile); reprojected to each scene.", show_default=False)] = None,
     vector_layer: Annotated[Optional[str], typer.Option("--vector-layer", help="Layer of a multi-layer vector file.", show_default=False)] = None,
-    bbox: Annotated[Optional[str], typer.Option("--bbox", help="Explain the pixels in minx,miny,maxx,maxy (the scene's map coordinates).", show_default=False)] = None,
+    bbox: Annotated[Optional[str], typer.Option("--bbox", help="Explain the pixels in minx,miny,maxx,maxy (the scene's map coordinates, or --bbox-crs).", show_default=False)] = None,
+    bbox_crs: Annotated[Optional[str], typer.Option("--bbox-crs", metavar="CRS", help="CRS of --bbox, e.g. EPSG:4326 for lon/lat (as GDAL's -projwin_srs). Default: each scene's CRS.", show_default=False)] = None,
+    clip_to_region: Annotated[Optional[bool], typer.Option("--clip-to-region/--no-clip-to-region", help="With a region (--bbox, --vector, --region-mask): zero the saliency outside it and normalise within it (default), or keep the whole map — what in each window supports the region's score.", show_default=False)] = None,
+    per_feature: Annotated[bool, typer.Option("--per-feature", help="With --vector: explain each feature on its own, in a window around it; files <stem>_<feature>_*.")] = False,
+    feature_id: Annotated[Optional[str], typer.Option("--feature-id", metavar="ATTR", help="With --per-feature: the attribute that names each feature's files. Default: its position (f0, f1, …).", show_default=False)] = None,
     device: O.Device = "auto",
     batch_size: O.BatchSize = None,
     autocast: Annotated[str, typer.Option("--autocast", help="Mixed precision on the device: none, bf16 or fp16.")] = "none",
@@ -71,7 +75,8 @@ def explain(
     opts = resolve_options(
         methods=method, layer=layer, target_class=target_class, bands=bidx, tile_size=tile_size, overlap=overlap,
         normalize=normalize, use_probs=probs, batch_size=batch_size, device=device, autocast=autocast,
-        region_mask=region_mask, vector=vector, vector_layer=vector_layer, bbox=bbox, compress=compress,
+        region_mask=region_mask, vector=vector, vector_layer=vector_layer, bbox=bbox, bbox_crs=bbox_crs,
+        clip_to_region=clip_to_region, per_feature=per_feature, feature_id=feature_id, compress=compress,
     )
     run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
                          overwrite=overwrite, skip_existing=skip_existing,

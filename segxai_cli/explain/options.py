@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from segxai_cli.cam.registry import resolve_methods
 from segxai_cli.errors import UsageError
 from segxai_cli.model.info import MAX_TILE, MIN_TILE
-from segxai_cli.options import layer_names, parse_bands, parse_bbox, parse_layers, parse_shard  # noqa: F401
+from segxai_cli.options import layer_names, parse_bands, parse_bbox, parse_layers
 
 if TYPE_CHECKING:
     from torch import nn
@@ -39,12 +39,22 @@ COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 # ----------------------------------------------------------------------------- the region
 @dataclass(frozen=True)
 class RegionSpec:
-    """What is explained in each scene: the predicted mask (default), a mask raster, vector objects or a box."""
+    """What is explained in each scene: the predicted mask (default), a mask raster, vector objects or a box.
+
+    With a region, the map says what in each window supports *the region's* score — channel weights
+    are global, so without clipping it is non-zero outside the region too. ``clip`` (the default
+    whenever a region is given) zeroes it outside and normalises within the region; ``clip=False``
+    keeps the whole map. ``per_feature`` explains each vector feature on its own (a file per feature).
+    """
 
     kind: str = "predicted"  # predicted | mask | vector | bbox
     location: Optional[str] = None  # mask raster ('{stem}' = the scene's name) or vector file
     layer: Optional[str] = None  # vector layer
     bbox: Optional[tuple[float, float, float, float]] = None
+    bbox_crs: Optional[str] = None  # the box's CRS (default: the scene's)
+    clip: bool = False
+    per_feature: bool = False
+    feature_id: Optional[str] = None  # attribute naming each feature's files (default: its index)
 
     def describe(self) -> str:
         if self.kind == "mask":
@@ -52,22 +62,30 @@ class RegionSpec:
         if self.kind == "vector":
             return f"vector:{self.location}" + (f":{self.layer}" if self.layer else "")
         if self.kind == "bbox":
-            return "bbox:" + ",".join(repr(v) for v in self.bbox)
+            return "bbox:" + ",".join(repr(v) for v in self.bbox) + (f"@{self.bbox_crs}" if self.bbox_crs else "")
         return "predicted"
 
 
-def resolve_region(region_mask=None, vector=None, vector_layer=None, bbox=None) -> RegionSpec:
+def resolve_region(region_mask=None, vector=None, vector_layer=None, bbox=None, bbox_crs=None, clip=None,
+                   per_feature=False, feature_id=None) -> RegionSpec:
     given = [n for n, v in (("--region-mask", region_mask), ("--vector", vector), ("--bbox", bbox)) if v is not None]
     if len(given) > 1:
         raise UsageError(f"{' and '.join(given)}: give at most one region source")
-    if vector_layer is not None and vector is None:
-        raise UsageError("--vector-layer needs --vector")
+    needs = [("--vector-layer", vector_layer, vector, "--vector"), ("--bbox-crs", bbox_crs, bbox, "--bbox"),
+             ("--per-feature", per_feature or None, vector, "--vector"), ("--feature-id", feature_id, per_feature or None, "--per-feature")]
+    for opt, value, other, name in needs:
+        if value is not None and other is None:
+            raise UsageError(f"{opt} needs {name}")
+    if clip and not given:
+        raise UsageError("--clip-to-region needs a region (--bbox, --vector or --region-mask)")
+    clip = bool(given) if clip is None else bool(clip)
     if region_mask is not None:
-        return RegionSpec("mask", str(region_mask))
+        return RegionSpec("mask", str(region_mask), clip=clip)
     if vector is not None:
-        return RegionSpec("vector", str(vector), vector_layer)
+        return RegionSpec("vector", str(vector), vector_layer, clip=clip, per_feature=bool(per_feature),
+                          feature_id=feature_id)
     if bbox is not None:
-        return RegionSpec("bbox", bbox=parse_bbox(bbox))
+        return RegionSpec("bbox", bbox=parse_bbox(bbox), bbox_crs=str(bbox_crs) if bbox_crs else None, clip=clip)
     return RegionSpec()
 
 
@@ -140,6 +158,10 @@ def resolve_options(
     vector: Any = None,
     vector_layer: Optional[str] = None,
     bbox: Any = None,
+    bbox_crs: Optional[str] = None,
+    clip_to_region: Optional[bool] = None,
+    per_feature: bool = False,
+    feature_id: Optional[str] = None,
     compress: str = "deflate",
 ) -> ExplainOptions:
     """Check every option that needs no model (see the module docstring)."""
@@ -177,7 +199,8 @@ def resolve_options(
         batch_size=int(batch_size) if batch_size is not None else None,
         device=str(device or "auto"),
         autocast=autocast,
-        region=resolve_region(region_mask, vector, vector_layer, bbox),
+        region=resolve_region(region_mask, vector, vector_layer, bbox, bbox_crs, clip_to_region, per_feature,
+                              feature_id),
         compress=compress,
     )
 

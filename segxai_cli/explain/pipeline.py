@@ -63,6 +63,7 @@ class PipelineConfig:
     target_class: int = 1
     normalize: str = "scene"
     use_probs: bool = False
+    clip: bool = False  # maps zero outside the given region, statistics over the region
     autocast: Optional[str] = None
     batch_size: int = 4
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -94,6 +95,7 @@ class SceneStats:
     maximum: list[float] = field(default_factory=list)
     mean_raw: list[float] = field(default_factory=list)
     clipped: bool = False  # maps are zero outside the region, statistics are over the region
+    counted_pixels: int = 0  # pixels the saliency statistics are over (valid, or in the region)
     seconds: float = 0.0
     compute_seconds: float = 0.0
     read_wait_seconds: float = 0.0
@@ -155,16 +157,20 @@ class _RunningStats:
         self.max = torch.full((bands,), float("-inf"), device=device)
         self.sum = torch.zeros((bands,), dtype=torch.float64, device=device)
         self.valid = torch.zeros((), dtype=torch.int64, device=device)
+        self.counted = torch.zeros((), dtype=torch.int64, device=device)
         self.computed = torch.zeros((), dtype=torch.int64, device=device)
         self.klass = torch.zeros((), dtype=torch.int64, device=device)
         self.empty = torch.zeros((), dtype=torch.int64, device=device)
 
-    def update(self, sal: torch.Tensor, valid: torch.Tensor, computed: torch.Tensor, is_class: torch.Tensor) -> None:
+    def update(self, sal: torch.Tensor, valid: torch.Tensor, computed: torch.Tensor, is_class: torch.Tensor,
+               counted: torch.Tensor) -> None:
+        """``counted``: the pixels the saliency statistics are over (valid ones, or the region's)."""
         if sal.shape[0]:
             inf = torch.full_like(sal, float("inf"))
-            self.min.copy_(torch.minimum(self.min, torch.where(valid[None], sal, inf).amin((1, 2))))
-            self.max.copy_(torch.maximum(self.max, torch.where(valid[None], sal, -inf).amax((1, 2))))
-            self.sum.add_(torch.where(valid[None], sal, torch.zeros_like(sal)).sum((1, 2), dtype=torch.float64))
+            self.min.copy_(torch.minimum(self.min, torch.where(counted[None], sal, inf).amin((1, 2))))
+            self.max.copy_(torch.maximum(self.max, torch.where(counted[None], sal, -inf).amax((1, 2))))
+            self.sum.add_(torch.where(counted[None], sal, torch.zeros_like(sal)).sum((1, 2), dtype=torch.float64))
+        self.counted += counted.sum()
         self.valid += valid.sum()
         self.computed += computed.sum()
         self.klass += (is_class & computed).sum()
@@ -175,7 +181,8 @@ class _RunningStats:
         stats.valid_pixels = int(self.valid)
         stats.computed_pixels = int(self.computed)
         stats.class_pixels = int(self.klass)
-        n = stats.valid_pixels
+        n = int(self.counted)
+        stats.counted_pixels = n
         lo, hi, sm = self.min.cpu().tolist(), self.max.cpu().tolist(), self.sum.cpu().tolist()
         nan = float("nan")
         stats.minimum = [float(v) if n else nan for v in lo]
@@ -195,7 +202,8 @@ class ScenePipeline:
         self.grid = TileGrid(width, height, cfg.tile, cfg.overlap)
         dev = cfg.device
         self.weights = BlendWeights(self.grid.rows, self.grid.cols, cfg.tile, height, width, dev, flat=cfg.blend == "flat")
-        self.acc = StripAccumulator(width, height, cfg.bands + cfg.n_classes, cfg.tile, cfg.block, dev)
+        self.acc = StripAccumulator(width, height, cfg.bands + cfg.n_classes, cfg.tile, cfg.block, dev,
+                                    track_region=cfg.clip and region is not None)
         self.running = _RunningStats(cfg.bands, dev)
         self.stats = SceneStats(width=width, height=height, tiles=len(self.grid))
         self.writer = _Writer(sink) if sink is not None else None
@@ -240,8 +248,12 @@ class ScenePipeline:
             sal, probs = s.sums[:M], s.sums[M:]
             pred = probs.argmax(0).to(torch.uint8)
             pred = torch.where(computed, pred, torch.full_like(pred, PRED_NODATA))
+            counted = valid
+            if s.region is not None:  # clipped to the region: zero outside it, statistics within it
+                counted = valid & s.region
+                sal = torch.where(counted[None], sal, torch.zeros_like(sal))
             sal = torch.where(valid[None], sal, torch.full_like(sal, float("nan")))
-            self.running.update(sal, valid, computed, pred == self.cfg.target_class)
+            self.running.update(sal, valid, computed, pred == self.cfg.target_class, counted)
             if self.writer is not None:
                 self.stats.write_wait_seconds += self.writer.put((s.row0, sal.cpu().numpy(), pred.cpu().numpy()))
 
@@ -257,6 +269,8 @@ class ScenePipeline:
             if e.index >= 0:
                 self.acc.add(r0, c0, values[e.index, :, :h, :w], self.weights.window(r0, c0))
                 self.acc.mark_valid(r0, c0, valid[e.index, :h, :w])
+                if self.acc.region is not None:
+                    self.acc.mark_region(r0, c0, batch.region[e.index, :h, :w])
                 self.stats.tiles_computed += 1
             elif e.valid is not None:
                 self.acc.mark_valid(r0, c0, torch.from_numpy(e.valid))
@@ -301,6 +315,7 @@ class ScenePipeline:
                 self.writer.abandon()
             reader.join(timeout=60)
         self.running.fill(self.stats)
+        self.stats.clipped = self.acc.region is not None
         if self.cfg.device.type == "cuda":
             torch.cuda.synchronize(self.cfg.device)
         self.stats.seconds = time.perf_counter() - t_start

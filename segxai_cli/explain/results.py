@@ -61,6 +61,7 @@ class SceneResult:
     published: dict[str, Any] = field(default_factory=dict)  # what the output kinds report for the record
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    parts: list["SceneResult"] = field(default_factory=list)  # per-feature results of this input
 
     @property
     def saliency(self) -> Optional[Path]:

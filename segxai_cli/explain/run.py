@@ -77,7 +77,8 @@ def explain_scenes(
     executor = executor or LocalExecutor(progress)
     plan = RunPlan(model, opts, outdir, overwrite, skip_existing, keep_going)
     if checked:
-        results.extend(executor.run(plan, checked))
+        for r in executor.run(plan, checked):
+            results.extend(r.parts or [r])  # a per-feature input counts as its features
     run = RunResult(results, outdir, seconds=time.time() - t0)
     try:
         run.manifest, run.csv = write_run_summary(outdir, results, executor.bound_options or opts,

@@ -23,7 +23,7 @@ from segxai_cli.explain.pipeline import PipelineConfig, ScenePipeline
 from segxai_cli.explain.records import is_complete, write_record
 from segxai_cli.explain.results import OutputPaths, SceneResult
 from segxai_cli.faults import fault_point
-from segxai_cli.files import remove_stale_temps
+from segxai_cli.files import remove_stale_temps, write_error
 from segxai_cli.model.adapter import ModelAdapter
 from segxai_cli.model.info import ModelInfo
 from segxai_cli.raster.reader import NoCRSWarning, open_raster
@@ -62,19 +62,28 @@ class Explainer:
             tile=o.tile_size, overlap=o.overlap_px, bidx=o.bands, stats=self.info.band_stats,
             n_classes=self.info.n_classes, methods=o.methods, layers=o.layers, target_class=o.target_class,
             normalize=o.normalize, use_probs=o.use_probs, autocast=o.autocast, batch_size=o.batch_size,
-            device=self.device,
+            device=self.device, clip=o.region.clip,
         )
 
     # ---------------------------------------------------------------- one scene
-    def scene(self, source: RasterSource, outdir: Path, *, overwrite: bool = False,
-              skip_existing: bool = False, position: tuple[int, int] = (1, 1)) -> SceneResult:
+    def scene(self, source: RasterSource, outdir: Path, *, overwrite: bool = False, skip_existing: bool = False,
+              position: tuple[int, int] = (1, 1), region: Optional[RegionSource] = None) -> SceneResult:
         """Explain one scene into ``outdir``; user errors raise :class:`~segxai_cli.errors.SegxaiError`.
+
+        ``region``: the region reader to use instead of the options' (per-feature runs pass one feature).
+        With ``--per-feature`` the scene becomes one explanation per vector feature
+        (:mod:`segxai_cli.explain.features`), returned as the result's ``parts``.
 
         All outputs are finalized (made and checked under temp names) before any is committed
         (renamed); the record is written last. Any failure — a full disk, a signal — removes the temp
         files and whatever this scene had already committed: nothing of a failed scene stays under a
         final name, and a rerun redoes it.
         """
+        if self.opts.region.per_feature and region is None:
+            from segxai_cli.explain.features import explain_features
+
+            return explain_features(self, source, outdir, overwrite=overwrite, skip_existing=skip_existing,
+                                    position=position)
         # GDAL's block cache defaults to 5 % of the RAM and would fill with input blocks as the scene is
         # read: capped (globally, restored afterwards) so that memory does not grow with the scene size.
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
@@ -83,7 +92,7 @@ class Explainer:
             result = SceneResult(source, "done", outputs=paths)
             if self._existing(paths, result, overwrite, skip_existing):
                 return result
-            scene, region = self._open(source, outdir, result)
+            scene, region = self._open(source, outdir, result, region)
             outputs = [kind(scene) for kind in SCENE_OUTPUTS]
             committed: list[Path] = []
             try:
@@ -95,9 +104,7 @@ class Explainer:
                 result.mean_saliency = result.published.pop("mean_saliency", {})
                 result.stats = stats
                 result.seconds = time.perf_counter() - t0
-                fault_point("record")
-                write_record(paths, source, result, self.opts, self.model_record, self.key, scene.crs,
-                             scene.width, scene.height)
+                self._record(paths, source, result, scene)
             except BaseException:
                 for out in outputs:
                     out.abort()
@@ -134,7 +141,15 @@ class Explainer:
         paths.record.unlink(missing_ok=True)  # the completion marker goes before anything is replaced
         return False
 
-    def _open(self, source: RasterSource, outdir: Path, result: SceneResult):
+    def _record(self, paths: OutputPaths, source: RasterSource, result: SceneResult, scene: SceneContext) -> None:
+        try:
+            fault_point("record")
+            write_record(paths, source, result, self.opts, self.model_record, self.key, scene.crs,
+                         scene.width, scene.height)
+        except OSError as exc:
+            raise write_error(paths.record, exc) from None
+
+    def _open(self, source: RasterSource, outdir: Path, result: SceneResult, region: Optional[RegionSource]):
         """Open and check the input; → the scene as the outputs see it, and its region reader."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NoCRSWarning)
@@ -143,7 +158,7 @@ class Explainer:
             _warn(result, str(w.message), w.category)
         with src:
             self._check_scene(src, source, result)
-            region = self._region(src, source, result)
+            region = region if region is not None else self._region(src, source, result)
             scene = SceneContext(source, outdir, self.info, self.opts, src.width, src.height, src.crs, src.transform)
         return scene, region
 
@@ -183,8 +198,10 @@ class Explainer:
         for w in caught:
             _warn(result, str(w.message), RegionWarning)
         if region is not None and hasattr(region, "any_in_scene") and not region.any_in_scene(src.width, src.height):
-            _warn(result, f"{source}: no {region.describe()} geometry overlaps the scene; saliency is all zero",
-                  RegionWarning)
+            b = src.bounds
+            hint = " (is it in another CRS? give --bbox-crs)" if self.opts.region.kind == "bbox" else ""
+            raise InputError(f"{source}: the {region.describe()} region does not overlap the scene "
+                             f"({b.left!r}, {b.bottom!r}, {b.right!r}, {b.top!r} in {src.crs}){hint}")
         return region
 
 
@@ -195,7 +212,7 @@ def region_source(spec: RegionSpec, src, source: RasterSource) -> Optional[Regio
     if spec.kind == "vector":
         return load_vector(spec.location, src, spec.layer)
     if spec.kind == "bbox":
-        return bbox_region(spec.bbox, src)
+        return bbox_region(spec.bbox, src, spec.bbox_crs)
     return None
 
 

@@ -24,8 +24,6 @@ from rasterio.windows import Window
 from segxai_cli.errors import InputError, UsageError
 from segxai_cli.raster.source import RasterSource, SourceLike
 
-GEOTIFF_DRIVERS = {"GTiff", "COG"}
-
 
 class NoCRSWarning(UserWarning):
     """The raster has no CRS: outputs are written in the same pixel grid but cannot be placed on a map."""
@@ -48,7 +46,7 @@ def open_raster(location: SourceLike, *, require_crs: bool = False) -> rasterio.
         src = source.open()
     except RasterioIOError as exc:
         raise InputError(f"{source}: not a readable GeoTIFF ({_first_line(exc)})") from None
-    if src.driver not in GEOTIFF_DRIVERS:
+    if src.driver not in source.drivers:
         src.close()
         raise InputError(f"{source}: is a {src.driver} file, not a GeoTIFF")
     if src.crs is None:

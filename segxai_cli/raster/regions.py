@@ -100,8 +100,10 @@ class GeometryRegion(RegionSource):
     kind = "vector"
     skip_outside = True
 
-    def __init__(self, geometries: Sequence[dict], transform, label: str, all_touched: bool = False) -> None:
+    def __init__(self, geometries: Sequence[dict], transform, label: str, all_touched: bool = False,
+                 properties: Sequence[dict] | None = None) -> None:
         self.geometries = list(geometries)
+        self.properties = list(properties) if properties is not None else [{} for _ in self.geometries]
         self.transform = transform
         self.label = label
         self.all_touched = all_touched
@@ -134,6 +136,18 @@ class GeometryRegion(RegionSource):
 
     def any_in_scene(self, width: int, height: int) -> bool:
         return self.touches(Window(0, 0, width, height))
+
+    def pixel_bounds(self, i: int) -> tuple[float, float, float, float]:
+        """Geometry ``i``'s bounds in pixel coordinates of the scene: (col0, row0, col1, row1)."""
+        x0, y0, x1, y1 = self.bounds[i]
+        inv = ~self.transform
+        cols, rows = zip(*(inv * (x, y) for x, y in ((x0, y0), (x1, y0), (x0, y1), (x1, y1))))
+        return min(cols), min(rows), max(cols), max(rows)
+
+    def only(self, i: int) -> "GeometryRegion":
+        """The region of geometry ``i`` alone (per-feature explanations)."""
+        return GeometryRegion([self.geometries[i]], self.transform, f"{self.label}#{i}", self.all_touched,
+                              [self.properties[i]])
 
 
 def _coords(geom: dict) -> Iterator[np.ndarray]:
@@ -183,15 +197,16 @@ def load_vector(path: str | Path, scene: rasterio.DatasetReader, layer: str | No
         layer = layers[0] if layers else None
     elif layer not in layers:
         raise InputError(f"{path}: no layer {layer!r} (layers: {', '.join(layers)})")
-    geoms = []
+    geoms, props = [], []
     try:
         with fiona.open(path, layer=layer) as src:
             vcrs = src.crs.to_wkt() if src.crs else None
-            for feat in src:
+            for i, feat in enumerate(src):
                 g = feat.geometry
                 if g is None:
                     continue
                 geoms.append(_as_dict(g))
+                props.append({"_index": i, "_id": feat.id, **dict(feat.properties or {})})
     except InputError:
         raise
     except Exception as exc:
@@ -207,20 +222,36 @@ def load_vector(path: str | Path, scene: rasterio.DatasetReader, layer: str | No
             "assuming the geometries are in the scene's map coordinates",
             RegionWarning, stacklevel=2,
         )
-    region = GeometryRegion([_as_dict(g) for g in geoms], scene.transform, f"vector:{path.name}", all_touched)
-    return region
+    return GeometryRegion([_as_dict(g) for g in geoms], scene.transform, f"vector:{path.name}", all_touched, props)
 
 
-def bbox_region(bbox: Sequence[float], scene: rasterio.DatasetReader) -> GeometryRegion:
-    """A bounding box ``(minx, miny, maxx, maxy)`` in the scene's map coordinates."""
+def bbox_region(bbox: Sequence[float], scene: rasterio.DatasetReader, crs: str | None = None) -> GeometryRegion:
+    """A box ``(minx, miny, maxx, maxy)`` in the scene's map coordinates, or in ``crs`` (like GDAL's
+    ``-projwin_srs``): then its outline, densified, is reprojected, so a lon/lat box keeps its shape."""
     if len(bbox) != 4:
         raise InputError(f"--bbox needs 4 numbers minx,miny,maxx,maxy (got {len(bbox)})")
     x0, y0, x1, y1 = (float(v) for v in bbox)
     if not (x1 > x0 and y1 > y0):
-        raise InputError(f"--bbox {x0},{y0},{x1},{y1}: need minx < maxx and miny < maxy")
-    ring = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]
+        raise InputError(f"--bbox {x0!r},{y0!r},{x1!r},{y1!r}: need minx < maxx and miny < maxy")
+    n = 16
+    edge = [i / n for i in range(n)]
+    ring = ([(x0 + t * (x1 - x0), y0) for t in edge] + [(x1, y0 + t * (y1 - y0)) for t in edge]
+            + [(x1 - t * (x1 - x0), y1) for t in edge] + [(x0, y1 - t * (y1 - y0)) for t in edge] + [(x0, y0)])
     geom = {"type": "Polygon", "coordinates": [ring]}
-    return GeometryRegion([geom], scene.transform, f"bbox:{x0:g},{y0:g},{x1:g},{y1:g}", all_touched=True)
+    label = f"bbox:{x0!r},{y0!r},{x1!r},{y1!r}" + (f"@{crs}" if crs else "")
+    if crs:
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+        from rasterio.warp import transform_geom
+
+        try:
+            src_crs = CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise InputError(f"--bbox-crs {crs!r}: not a CRS ({_first_line(exc)})") from None
+        if scene.crs is None:
+            raise InputError(f"{scene.name}: has no CRS, so a --bbox in {crs} cannot be placed on it")
+        geom = transform_geom(src_crs, scene.crs, geom)
+    return GeometryRegion([geom], scene.transform, label, all_touched=True)
 
 
 def _as_dict(g) -> dict:

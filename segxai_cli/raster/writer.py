@@ -224,6 +224,9 @@ class StreamingWriter:
             fault_point("commit")
             remove_stale_sidecars(self.path)
             publish(self.tmp_cog, self.path)
+        except OSError as exc:
+            self.abort()
+            raise write_error(self.path, exc) from None
         except BaseException:
             self.abort()
             raise

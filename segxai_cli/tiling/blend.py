@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -98,6 +99,7 @@ class Strip:
     sums: torch.Tensor
     weight: torch.Tensor
     valid: torch.Tensor
+    region: Optional[torch.Tensor] = None  # (h, W) bool when the accumulator tracks a region
 
     @property
     def height(self) -> int:
@@ -113,12 +115,14 @@ class StripAccumulator:
 
     ``channels`` values per pixel are accumulated (e.g. one per CAM method plus class probabilities).
     Call :meth:`add` for every computed window in row-major grid order, :meth:`mark_valid` for the
-    validity of every window (computed or skipped), :meth:`advance` with the top row of the next
-    window row (it returns the strips now final), and :meth:`finish` at the end.
+    validity of every window (computed or skipped), :meth:`mark_region` (with ``track_region``) for
+    the pixels of the explained region, :meth:`advance` with the top row of the next window row (it
+    returns the strips now final), and :meth:`finish` at the end.
     """
 
     def __init__(self, width: int, height: int, channels: int, tile: int, block: int = 256,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 track_region: bool = False) -> None:
         self.width = width
         self.height = height
         self.channels = channels
@@ -129,6 +133,7 @@ class StripAccumulator:
         self.sums = torch.zeros(channels, self.rows, width, device=self.device, dtype=dtype)
         self.weight = torch.zeros(self.rows, width, device=self.device, dtype=dtype)
         self.valid = torch.zeros(self.rows, width, device=self.device, dtype=torch.bool)
+        self.region = torch.zeros_like(self.valid) if track_region else None
         self.row0 = 0  # scene row of buffer row 0 (always block-aligned)
 
     def _local(self, row_off: int, h: int) -> int:
@@ -152,6 +157,11 @@ class StripAccumulator:
         y = self._local(row_off, h)
         self.valid[y:y + h, col_off:col_off + w] |= valid.to(self.device)
 
+    def mark_region(self, row_off: int, col_off: int, region: torch.Tensor) -> None:
+        h, w = region.shape
+        y = self._local(row_off, h)
+        self.region[y:y + h, col_off:col_off + w] |= region.to(self.device)
+
     def advance(self, next_row_off: int) -> list[Strip]:
         """Windows from now on start at or below ``next_row_off``: emit the finished, aligned rows."""
         end = (next_row_off // self.block) * self.block
@@ -167,15 +177,19 @@ class StripAccumulator:
             return []
         w = self.weight[:n]
         denom = torch.where(w > 0, w, torch.ones_like(w))
-        strip = Strip(self.row0, self.sums[:, :n] / denom, w.clone(), self.valid[:n].clone())
+        region = self.region[:n].clone() if self.region is not None else None
+        strip = Strip(self.row0, self.sums[:, :n] / denom, w.clone(), self.valid[:n].clone(), region)
         # Shift the band up by n rows (n <= rows) and clear what comes in at the bottom.
         keep = self.rows - n
+        masks = [self.valid] + ([self.region] if self.region is not None else [])
         if keep > 0:
             self.sums[:, :keep] = self.sums[:, n:].clone()
             self.weight[:keep] = self.weight[n:].clone()
-            self.valid[:keep] = self.valid[n:].clone()
+            for m in masks:
+                m[:keep] = m[n:].clone()
         self.sums[:, keep:] = 0
         self.weight[keep:] = 0
-        self.valid[keep:] = False
+        for m in masks:
+            m[keep:] = False
         self.row0 = end
         return [strip]

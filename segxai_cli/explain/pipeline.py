@@ -108,25 +108,34 @@ class SceneStats:
 
 # ----------------------------------------------------------------------------- writing
 class _Writer(threading.Thread):
-    """Consumes finished host strips and hands them to ``sink(row0, saliency, prediction)``."""
+    """Consumes finished host strips and hands them to ``sink(row0, saliency, prediction)``.
+
+    Completion is signalled with an Event rather than awaited with ``Thread.join``: a signal handler
+    that raises inside ``join`` makes CPython mark the thread stopped while it still runs, and the
+    clean-up would then close datasets under the writer's feet.
+    """
 
     def __init__(self, sink: Sink) -> None:
         super().__init__(name="segxai-writer", daemon=True)
         self.sink = sink
         self.q: "queue.Queue[Any]" = queue.Queue(maxsize=2)
         self.error: Optional[BaseException] = None
+        self.done = threading.Event()
 
     def run(self) -> None:
-        while True:
-            item = self.q.get()
-            if item is END:
-                return
-            if self.error is not None:
-                continue  # drain after a failure
-            try:
-                self.sink(*item)
-            except BaseException as exc:
-                self.error = exc
+        try:
+            while True:
+                item = self.q.get()
+                if item is END:
+                    return
+                if self.error is not None:
+                    continue  # drain after a failure
+                try:
+                    self.sink(*item)
+                except BaseException as exc:
+                    self.error = exc
+        finally:
+            self.done.set()
 
     def put(self, item: Any) -> float:
         if self.error is not None:
@@ -137,15 +146,19 @@ class _Writer(threading.Thread):
 
     def close(self) -> None:
         self.q.put(END)
-        self.join()
+        self.done.wait()
         if self.error is not None:
             raise self.error
 
     def abandon(self) -> None:
-        """Stop after a failure elsewhere, without raising the writer's (secondary) error."""
-        with contextlib.suppress(BaseException):
-            self.q.put(END)
-            self.join(timeout=60)
+        """Stop after a failure elsewhere, without raising the writer's (secondary) error; returns only
+        once the thread no longer touches the outputs."""
+        if not self.is_alive() and not self.done.is_set() and self.ident is None:
+            return  # never started
+        while not self.done.is_set():
+            with contextlib.suppress(queue.Full):
+                self.q.put(END, timeout=0.1)
+            self.done.wait(0.1)
 
 
 # ----------------------------------------------------------------------------- the scene

@@ -88,7 +88,7 @@ def iou(pred: torch.Tensor, ref: torch.Tensor, region: torch.Tensor | None = Non
 
 
 def iou_change(iou_reduced: torch.Tensor, iou_full: torch.Tensor) -> torch.Tensor:
-    """IoU_reduced - IoU_full (seed 001, Task 2: -0.306 means the IoU fell by 0.306)."""
+    """IoU_reduced - IoU_full (negative = the IoU fell: -0.306 means by 0.306)."""
     return iou_reduced - iou_full
 
 
@@ -100,7 +100,7 @@ def dice(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor | None = None) -
 
 
 def dice_explained(pred_full: torch.Tensor, pred_kept: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
-    """Dice(pred_c(x), pred_c(x kept at Phi)) (survey, seed 004)."""
+    """Dice(pred_c(x), pred_c(x kept at Phi)) (Hasany et al. 2024, "A guided tour of post-hoc XAI techniques in image segmentation")."""
     return dice(pred_full, pred_kept, region)
 
 

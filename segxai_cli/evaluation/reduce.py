@@ -1,4 +1,4 @@
-"""Reduced inputs for the M1/M2/M3 evaluation (seed 001; methods.md "Evaluation").
+"""Reduced inputs for the M1/M2/M3 evaluation (the M1/M2/M3 protocol of "Semantic segmentation XAI evaluation"; docs/study.md).
 
 A saliency map S (per-tile min-max normalised, in [0, 1]) is binarised at threshold t:
 ``Phi = S >= t``. With T the target-class pixels (ground truth, else the original prediction):

@@ -17,7 +17,7 @@ from segxai_cli.evaluation.config import METRIC_COLUMNS
 GROUP_KEYS: tuple[str, ...] = ("method", "layer", "mode", "threshold")
 MODE_ORDER = {"M1": 0, "M2": 1, "M3": 2}
 
-# How each mode picks its best method (seed 001, Task 1; methods.md):
+# How each mode picks its best method (the M1/M2/M3 protocol; docs/study.md):
 # M1 lowest confidence on the background-only input (largest drop), M2 highest confidence on the
 # highlighted-only input (smallest drop), M3 lowest entropy on highlighted + target.
 BEST_RULE: dict[str, tuple[str, str]] = {
@@ -86,7 +86,7 @@ def summary_columns(by: Sequence[str] = GROUP_KEYS, metrics: Sequence[str] = MET
 
 
 def best_per_threshold(summary: Sequence[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """Seed 001, Task 1: for each (layer, threshold) the best method in ``mode`` by :data:`BEST_RULE`."""
+    """For each (layer, threshold) the best method in ``mode`` by :data:`BEST_RULE`."""
     metric, how = BEST_RULE[mode]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in summary:
@@ -126,7 +126,7 @@ LAYER_METRICS: tuple[tuple[str, str, str], ...] = (
 
 
 def layer_comparison(summary_by_layer: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Seed 001, Task 3: per method, key metrics for each layer (averaged over thresholds)."""
+    """Layer comparison: per method, key metrics for each layer (averaged over thresholds)."""
     idx = {(r["method"], r["layer"], r["mode"]): r for r in summary_by_layer}
     methods = list(dict.fromkeys(r["method"] for r in summary_by_layer))
     layers = list(dict.fromkeys(r["layer"] for r in summary_by_layer))

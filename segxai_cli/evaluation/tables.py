@@ -73,7 +73,7 @@ def summary_tables(summary: Sequence[dict[str, Any]], title: str = "Faithfulness
 
 
 def best_table(best: Sequence[dict[str, Any]], mode: str, layer: str | None = None):
-    """Seed 001's "best method for each threshold value" table for one mode (and layer)."""
+    """The "best method for each threshold" table of one mode (and layer)."""
     from rich.table import Table
 
     metric, how = BEST_RULE[mode]

@@ -108,23 +108,11 @@ def train_model(
     output, log_path = _check_outputs(output, log_path, overwrite)
     dev = resolve_device(device)
 
-    pairs_paths = match_pairs(images, masks)
-    for img, msk in pairs_paths:
-        for p in (img, msk):
-            if p.is_local and (_same_file(p.path, output) or _same_file(p.path, log_path)):
-                raise OutputError(f"{output}: would overwrite the input {p}")
-    pairs, bands = validate_pairs(pairs_paths, bidx=list(bidx) if bidx else None, classes=classes)
+    pairs, bands = _pairs(images, masks, bidx, classes, output, log_path)
     info = ModelInfo(arch=arch, encoder=encoder, in_channels=len(bands), classes=classes,
                      model_kwargs=dict(model_kwargs or {}), bands=bands, class_names=class_names, target_class=1,
                      source_dtype=pairs[0].dtype, tile_size=cfg.tile_size)
-    torch.manual_seed(cfg.seed)
-    model = build_model(info)  # validates arch/encoder/kwargs; never downloads weights
-    check_tile_size(cfg.tile_size, model, "--tile-size")
-    if cfg.crop_size is not None and cfg.crop_size != cfg.tile_size:
-        check_tile_size(cfg.crop_size, model, "--crop-size")
-    if init_model is not None:
-        model.load_state_dict(init_model.state_dict())
-        del init_model
+    model = _model(info, cfg, init_model)
     # the weights of an init model expect the inputs normalised as before
     info.band_stats = init_info.band_stats if init_info and init_info.band_stats else \
         compute_band_stats([p.image for p in pairs], bands)
@@ -139,6 +127,28 @@ def train_model(
         return trainer.run()
     finally:
         sampler.close()
+
+
+def _pairs(images, masks, bidx, classes: int, output: Path, log_path: Path):
+    """Scene/mask pairs, validated (grids, bands, mask values), none of them an output file."""
+    pairs_paths = match_pairs(images, masks)
+    for img, msk in pairs_paths:
+        for p in (img, msk):
+            if p.is_local and (_same_file(p.path, output) or _same_file(p.path, log_path)):
+                raise OutputError(f"{output}: would overwrite the input {p}")
+    return validate_pairs(pairs_paths, bidx=list(bidx) if bidx else None, classes=classes)
+
+
+def _model(info: ModelInfo, cfg: TrainConfig, init_model) -> nn.Module:
+    """The seeded, untrained model (or the --init weights); tile and crop sizes checked against its stride."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(info)  # validates arch/encoder/kwargs; never downloads weights
+    check_tile_size(cfg.tile_size, model, "--tile-size")
+    if cfg.crop_size is not None and cfg.crop_size != cfg.tile_size:
+        check_tile_size(cfg.crop_size, model, "--crop-size")
+    if init_model is not None:
+        model.load_state_dict(init_model.state_dict())
+    return model
 
 
 def _check_outputs(output, log_path, overwrite: bool) -> tuple[Path, Path]:

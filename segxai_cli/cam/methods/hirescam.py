@@ -1,4 +1,4 @@
-"""Seg-HiRes-Grad-CAM (Draelos & Carin 2020; seed 002): element-wise gradient ⊙ activation, no pooling.
+"""Seg-HiRes-Grad-CAM (Draelos & Carin 2020; for segmentation: Hasany et al. 2024): element-wise gradient ⊙ activation, no pooling.
 
 ``map = sum_k g_k ⊙ A_k`` — faithful to the score: it is the first-order contribution of each position.
 """

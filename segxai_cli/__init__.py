@@ -14,9 +14,7 @@ Names are imported on first use, so ``segxai --help`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from segxai_cli._lazy import lazy_exports
 from segxai_cli._version import __version__
 
 _EXPORTS = {
@@ -41,8 +39,4 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'segxai_cli' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,8 +6,7 @@ names below are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segxai_cli._lazy import lazy_exports
 
 _EXPORTS = {
     "EmptyRegionWarning": "segxai_cli.cam.engine",
@@ -24,8 +23,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'segxai_cli.cam' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

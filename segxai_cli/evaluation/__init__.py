@@ -11,8 +11,7 @@ Modules, in data-flow order: ``config`` (options, columns) â†’ ``run`` (scenes â
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segxai_cli._lazy import lazy_exports
 
 _EXPORTS = {
     "COLUMNS": "segxai_cli.evaluation.config",
@@ -37,8 +36,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'segxai_cli.evaluation' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

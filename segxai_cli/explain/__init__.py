@@ -21,8 +21,7 @@ nodata) with ``.qml``; ``<stem>_saliency.json``, the record, written **last**; a
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from segxai_cli._lazy import lazy_exports
 
 _EXPORTS = {
     "explain_scene": "segxai_cli.explain.run",
@@ -36,8 +35,4 @@ _EXPORTS = {
 
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'segxai_cli.explain' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

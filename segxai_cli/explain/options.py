@@ -90,6 +90,7 @@ class ExplainOptions:
     autocast: Optional[str] = None
     region: RegionSpec = field(default_factory=RegionSpec)
     compress: str = "deflate"
+    quicklook: Optional[bool] = None  # PNG quicklooks: None = for scenes up to a size cap (outputs/quicklook.py)
 
     @property
     def bound(self) -> bool:
@@ -117,8 +118,8 @@ class ExplainOptions:
         return d
 
     def key(self, model_sha256: Optional[str]) -> str:
-        """Fingerprint of what determines the outputs (not batch size, device or compression)."""
-        d = {k: v for k, v in self.record().items() if k not in ("batch_size", "device", "compress")}
+        """Fingerprint of what determines the outputs (not batch size, device, compression or quicklooks)."""
+        d = {k: v for k, v in self.record().items() if k not in ("batch_size", "device", "compress", "quicklook")}
         d["model_sha256"] = model_sha256
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -141,6 +142,7 @@ def resolve_options(
     vector_layer: Optional[str] = None,
     bbox: Any = None,
     compress: str = "deflate",
+    quicklook: Optional[bool] = None,
 ) -> ExplainOptions:
     """Check every option that needs no model (see the module docstring)."""
     normalize = (normalize or "scene").lower()
@@ -179,6 +181,7 @@ def resolve_options(
         autocast=autocast,
         region=resolve_region(region_mask, vector, vector_layer, bbox),
         compress=compress,
+        quicklook=None if quicklook is None else bool(quicklook),
     )
 
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
 from segxai_cli.explain.outputs.prediction import PredictionOutput
+from segxai_cli.explain.outputs.quicklook import QuicklookOutput
 from segxai_cli.explain.outputs.saliency import SaliencyOutput
 
 # Published in this order; the record comes after all of them.
 SCENE_OUTPUTS: tuple[type[SceneOutput], ...] = (
     PredictionOutput,
     SaliencyOutput,
+    QuicklookOutput,  # renders from the published COGs
 )
 
-__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "SaliencyOutput", "SceneContext", "SceneOutput"]
+__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "QuicklookOutput", "SaliencyOutput", "SceneContext", "SceneOutput"]

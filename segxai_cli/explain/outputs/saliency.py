@@ -1,4 +1,5 @@
-"""``<stem>_saliency.tif``: float32, one band per method (and layer), NaN = nodata, and its ``.qml``.
+"""``<stem>_saliency.tif``: float32, one band per method (and layer), NaN = nodata, its ``.qml`` (band 1)
+and ``<stem>_saliency_<band>.qml`` per band.
 
 With ``--normalize scene`` the raw blended maps are rescaled once per scene (per band, min-max over
 the valid pixels) while the COG is made, so they are never rewritten.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
 from segxai_cli.files import remove_stale_sidecars
-from segxai_cli.raster.style import write_heatmap_style
+from segxai_cli.raster.style import write_band_styles, write_heatmap_style
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,12 +68,14 @@ class SaliencyOutput(SceneOutput):
         else:
             means = dict(zip(names, stats.mean_raw))
         self.writer.finalize(scale)
-        vmax = 1.0
-        if self.opts.normalize == "none" and stats.maximum and math.isfinite(stats.maximum[0]) and stats.maximum[0] > 0:
-            vmax = stats.maximum[0]
-        write_heatmap_style(self.paths["saliency"], 0.0, vmax, label=names[0])
+        vmax = [1.0] * len(names)
+        if self.opts.normalize == "none":
+            vmax = [m if math.isfinite(m) and m > 0 else 1.0 for m in stats.maximum] or vmax
+        write_heatmap_style(self.paths["saliency"], 0.0, vmax[0], label=names[0])
+        styles = write_band_styles(self.paths["saliency"], names, vmax)
         remove_stale_sidecars(self.paths["saliency_style"])
-        return {"mean_saliency": means}
+        return {"mean_saliency": means, "band_styles": {n: p.name for n, p in styles.items()},
+                "display_max": dict(zip(names, vmax))}
 
     def abort(self) -> None:
         self.writer.abort()

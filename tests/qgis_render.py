@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from qgis.core import (Qgis, QgsApplication, QgsLayerTreeGroup, QgsLayerTreeLayer, QgsLayoutExporter, QgsLayoutItemLegend,
+from qgis.core import (Qgis, QgsApplication, QgsLayerTree, QgsLayerTreeGroup, QgsLayerTreeLayer, QgsLayoutExporter, QgsLayoutItemLegend,
                        QgsLayoutItemMap, QgsLayoutItemLabel, QgsLayoutPoint, QgsLayoutSize, QgsMapRendererSequentialJob,
                        QgsMapSettings, QgsPrintLayout, QgsProject, QgsUnitTypes)
 from qgis.PyQt.QtCore import QSize
@@ -67,7 +67,7 @@ def layout(project, group, path):
     lay = QgsPrintLayout(project)
     lay.initializeDefaults()
     page = lay.pageCollection().page(0)
-    page.setPageSize(QgsLayoutSize(297, 190, QgsUnitTypes.LayoutMillimeters))
+    page.setPageSize(QgsLayoutSize(297, 215, QgsUnitTypes.LayoutMillimeters))
     title = QgsLayoutItemLabel(lay)
     title.setText(f"segxai.qgs in QGIS {Qgis.QGIS_VERSION.split('-')[0]}: the group of scene '{group.name()}'")
     title.setFont(QFont("DejaVu Sans", 14))
@@ -77,7 +77,7 @@ def layout(project, group, path):
     mp = QgsLayoutItemMap(lay)
     lay.addLayoutItem(mp)
     mp.attemptMove(QgsLayoutPoint(8, 17, QgsUnitTypes.LayoutMillimeters))
-    mp.attemptResize(QgsLayoutSize(168, 168, QgsUnitTypes.LayoutMillimeters))
+    mp.attemptResize(QgsLayoutSize(190, 190, QgsUnitTypes.LayoutMillimeters))
     layers = [n.layer() for n in group.findLayers() if n.isVisible()]
     mp.setLayers(layers)
     mp.setKeepLayerSet(True)
@@ -85,8 +85,12 @@ def layout(project, group, path):
     legend = QgsLayoutItemLegend(lay)
     legend.setTitle("Layers")
     legend.setLinkedMap(mp)
+    legend.setAutoUpdateModel(False)  # the first scene's group only
+    only = QgsLayerTree()
+    only.addChildNode(group.clone())
+    legend.model().setRootGroup(only)
     lay.addLayoutItem(legend)
-    legend.attemptMove(QgsLayoutPoint(182, 17, QgsUnitTypes.LayoutMillimeters))
+    legend.attemptMove(QgsLayoutPoint(203, 17, QgsUnitTypes.LayoutMillimeters))
     exporter = QgsLayoutExporter(lay)
     settings = QgsLayoutExporter.ImageExportSettings()
     settings.dpi = 110

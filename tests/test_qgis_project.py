@@ -4,6 +4,7 @@ Debian's python3-qgis is installed, loaded and rendered headless by QGIS itself.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -77,3 +78,25 @@ def test_qgis_loads_the_moved_project_and_renders_the_first_scene(analyst_run, t
     # a 4:3 scene in a square image: 3/4 of it is map
     assert res["render"]["non_background"] > 0.7 and res["render"]["distinct_colours"] > 100
     assert Image.open(png).size == (512, 512)
+
+
+def test_unreadable_or_moved_files_are_left_out_with_a_log_line(analyst_run, tmp_path, caplog):
+    from segxai_cli.explain.records import read_record
+    from segxai_cli.explain.run_outputs import write_run_outputs
+
+    out = tmp_path / "out"
+    shutil.copytree(analyst_run, out)
+    (out / "b_saliency.tif").write_bytes(b"not a tiff")
+    records = [read_record(p) for p in sorted(out.glob("*_saliency.json"))]
+    records[0]["input"] = str(tmp_path / "moved_away.tif")
+    log = logging.getLogger("segxai")  # the CLI's logging set-up may have replaced the root handlers
+    log.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="segxai")
+    try:
+        assert write_run_outputs(out, records) == {"qgis_project": out / "segxai.qgs"}
+    finally:
+        log.removeHandler(caplog.handler)
+    root = ET.parse(out / "segxai.qgs").getroot()
+    assert [g.get("name") for g in root.findall("layer-tree-group/layer-tree-group")] == ["a"]
+    assert {lyr.find("layername").text for lyr in root.iter("maplayer")} == {"gradcam", "hirescam", "prediction"}
+    assert "left out of the QGIS project" in caplog.text and "input not added" in caplog.text

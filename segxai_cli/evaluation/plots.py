@@ -21,6 +21,17 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str | Path, title: str = "", dpi: int = 72) -> Path:
+    """Title, tight layout, PNG, figure closed."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+    return path
+
+
 PLOT_PANELS: tuple[tuple[str, str, str], ...] = (
     ("M1", "confidence_drop", "M1 background only: confidence drop (↑ faithful)"),
     ("M2", "confidence_drop", "M2 highlighted only: confidence drop (↓ faithful)"),
@@ -54,13 +65,7 @@ def plot_evaluate(summary_by_layer: Sequence[dict[str, Any]], path: str | Path, 
         ax.grid(axis="y", alpha=0.3)
     if len(layers) > 1:
         axes.flat[0].legend(fontsize=8, title="layer", title_fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 SWEEP_METRICS: tuple[tuple[str, str], ...] = (
@@ -137,10 +142,4 @@ def plot_curves(curves: Sequence[dict[str, Any]], path: str | Path, title: str =
         ax.tick_params(labelsize=8)
     axes[0].set_ylabel("confidence on the target", fontsize=9)
     axes[1].legend(fontsize=8, loc="lower right")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)

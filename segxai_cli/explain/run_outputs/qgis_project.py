@@ -19,7 +19,16 @@ from typing import Any, Optional
 
 from segxai_cli.explain.run_outputs.base import RunOutput
 from segxai_cli.files import atomic_write_text
-from segxai_cli.raster.qgs import Crs, Extent, Group, Layer, project_xml, relative_source, union
+from segxai_cli.raster.qgs import (
+    Crs,
+    Extent,
+    Group,
+    Layer,
+    project_xml,
+    relative_source,
+    union,
+)
+from segxai_cli.raster.source import RasterSource
 from segxai_cli.raster.style import heatmap_pipe, paletted_pipe, rgb_pipe
 
 log = logging.getLogger("segxai")
@@ -49,12 +58,16 @@ def scene_group(outdir: Path, rec: dict) -> Optional[tuple[Group, Crs, Extent]]:
     sal, pred = (outdir / str(outputs.get(k, "")) for k in ("saliency", "prediction"))
     if not (sal.is_file() and pred.is_file()):
         return None
-    with rasterio.open(sal) as src:
-        names = [d or f"band {i}" for i, d in enumerate(src.descriptions, 1)]
-        crs = Crs(src.crs.to_wkt(), ":".join(src.crs.to_authority() or ())) if src.crs else Crs()
-        extent: Extent = tuple(src.bounds)  # type: ignore[assignment]
-    with rasterio.open(pred) as src:
-        classes = json.loads(src.tags().get("class_names") or "[]") or ["background", "class_1"]
+    try:
+        with rasterio.open(sal) as src:
+            names = [d or f"band {i}" for i, d in enumerate(src.descriptions, 1)]
+            crs = Crs(src.crs.to_wkt(), ":".join(src.crs.to_authority() or ())) if src.crs else Crs()
+            extent: Extent = tuple(src.bounds)  # type: ignore[assignment]
+        with rasterio.open(pred) as src:
+            classes = json.loads(src.tags().get("class_names") or "[]") or ["background", "class_1"]
+    except (OSError, ValueError) as exc:  # RasterioIOError is an OSError; a bad tag a ValueError
+        log.warning("%s: left out of the QGIS project (%s)", sal, _first_line(exc))
+        return None
     stem, published = str(rec["scene"]), rec.get("published") or {}
     vmax = published.get("display_max") or {}
     sal_src = relative_source(str(sal), outdir)
@@ -78,12 +91,19 @@ def input_layer(outdir: Path, rec: dict, crs: Crs, extent: Extent) -> Optional[L
     location = str(rec.get("input") or "")
     bands = [int(b) for b in ((rec.get("options") or {}).get("bands") or [1, 2, 3])][:3]
     cuts = (rec.get("published") or {}).get("input_stretch")
+    if not RasterSource.of(location).exists():  # a missing layer would stop QGIS with a dialog on opening
+        log.warning("%s: input not added to the QGIS project (no such file)", location)
+        return None
     try:
         if not cuts or len(cuts) != len(bands):
             prev = read_preview(location, bands, STRETCH_PREVIEW_SIDE)
             cuts = cumulative_cut(prev.data, prev.valid)
     except OSError as exc:  # a moved or unreadable input (RasterioIOError too): the project still shows the outputs
-        log.warning("%s: input not added to the QGIS project (%s)", location, str(exc).splitlines()[0] if str(exc) else exc)
+        log.warning("%s: input not added to the QGIS project (%s)", location, _first_line(exc))
         return None
     return Layer(f"segxai_{rec['scene']}_input", "input", relative_source(location, outdir), crs, extent,
                  rgb_pipe(bands, [tuple(c) for c in cuts]))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

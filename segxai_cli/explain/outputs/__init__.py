@@ -6,7 +6,8 @@ only after the last strip; :meth:`~SceneOutput.abort` removes its temp files. Th
 (``records.py``) is written after every kind has published: its presence means the scene is complete.
 
 Adding an output kind = one file in this package with a :class:`SceneOutput` subclass and one line
-in :data:`SCENE_OUTPUTS`.
+in :data:`SCENE_OUTPUTS`. Files built from all scenes of a folder (the QGIS project) are run
+output kinds: :mod:`segxai_cli.explain.run_outputs`.
 """
 
 from __future__ import annotations

@@ -52,14 +52,14 @@ class QuicklookOutput(SceneOutput):
     def publish(self, stats: "SceneStats") -> dict[str, Any]:
         if not self.enabled:
             return {}
-        from segxai_cli.explain.outputs.prediction import PredictionOutput, class_names
+        from segxai_cli.explain.outputs.prediction import PredictionOutput
         from segxai_cli.explain.outputs.saliency import SaliencyOutput
 
         sc, stem = self.scene, self.scene.source.stem
         views = load_views(sc, SaliencyOutput.files(sc.outdir, stem)["saliency"],
                            PredictionOutput.files(sc.outdir, stem)["prediction"])
         names = sc.opts.band_names
-        target = f"{class_names(sc.info)[int(sc.opts.target_class)]} outlined"
+        target = f"{sc.opts.class_name} outlined"
         written = {}
         for i, name in enumerate(names):
             path = quicklook_path(sc.outdir, stem, name)

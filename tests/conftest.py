@@ -82,3 +82,38 @@ def tiny_model():
 def tiny_checkpoint(tmp_path, tiny_model):
     model, info = tiny_model
     return save_checkpoint(tmp_path / "tiny.pt", model, info)
+
+
+@pytest.fixture(scope="session")
+def analyst_run(tmp_path_factory):
+    """What an analyst opens, built once: two tiny scenes (128 x 96 and 96 x 64 px, synthetic
+    buildings, with masks) explained with two methods — quicklooks, QGIS project — and a tiny study
+    (curves, sanity check, ``--report``) written into the same folder."""
+    from typer.testing import CliRunner
+
+    from segxai_cli.cli.app import app
+    from segxai_cli.explain import explain_scenes
+    from segxai_cli.synth import generate_scene
+
+    root = tmp_path_factory.mktemp("analyst")
+    scenes = root / "scenes"
+    scenes.mkdir()
+    paths = []
+    for name, (w, h), seed in (("a", (128, 96), 1), ("b", (96, 64), 2)):
+        img, mask, _ = generate_scene(w, h, seed)
+        paths.append(write_geotiff(scenes / f"{name}.tif", img))
+        write_geotiff(scenes / f"{name}_mask.tif", mask)
+    torch.manual_seed(0)
+    info = tiny_model_info()
+    model = build_model(info).eval()
+    out = root / "out"
+    run = explain_scenes(paths, out, model=(model, info), methods=["gradcam", "hirescam"])
+    assert run.ok
+    ckpt = save_checkpoint(root / "tiny.pt", model, info)
+    res = CliRunner().invoke(app, [
+        "evaluate", *map(str, paths), "--masks", str(scenes), "-m", str(ckpt), "-o", str(out / "study.csv"),
+        "--method", "gradcam,hirescam", "--threshold", "0.3", "--curve-steps", "2", "--sanity", "--max-tiles", "2",
+        "--device", "cpu", "--chunk", "64", "-q", "--report",
+    ])
+    assert res.exit_code == 0, res.output
+    return out

@@ -40,6 +40,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, list[str], str]:
 @pytest.mark.parametrize("args", [
     ["--help"], ["--version"], ["explain", "--help"], ["evaluate", "--help"], ["threshold-sweep", "--help"],
     ["train", "--help"], ["layers", "--help"], ["info", "--help"], ["import", "--help"], ["synth", "--help"],
+    ["report", "--help"],
 ])
 def test_help_and_version_import_nothing_heavy(args):
     code, heavy, _ = run_cli(*args)
@@ -112,6 +113,14 @@ def test_missing_input_and_existing_output_fail_without_the_model(tmp_path, scen
     (out / "s_saliency.tif").write_bytes(b"x")
     code, heavy, err = run_cli("explain", str(scene), "-o", str(out))
     assert code == 1 and heavy == [] and "exists" in err
+
+
+def test_report_of_a_folder_without_outputs_is_one_line_error(tmp_path):
+    code, heavy, err = run_cli("report", str(tmp_path))
+    assert code == 1 and heavy == [] and err.startswith("error: ") and "no segxai outputs" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "report.html").exists()
+    code, _, err = run_cli("report", str(tmp_path / "nope"))
+    assert code == 1 and "no such folder" in err
 
 
 def test_unknown_option_is_one_line_usage_error():

@@ -47,8 +47,9 @@ def test_outputs_are_georeferenced_cogs_with_nodata(tmp_path, make_geotiff, tiny
     assert r.status == "done"
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["scene_prediction.qml", "scene_prediction.tif", "scene_prediction.tif.aux.xml",
-                     "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif", "segxai_manifest.json",
-                     "segxai_scenes.csv"]
+                     "scene_quicklook.png", "scene_quicklook_gradcam.png", "scene_quicklook_hirescam.png",
+                     "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif", "scene_saliency_gradcam.qml",
+                     "scene_saliency_hirescam.qml", "segxai.qgs", "segxai_manifest.json", "segxai_scenes.csv"]
     with rasterio.open(scene) as src, rasterio.open(r.saliency) as sal, rasterio.open(r.prediction) as pred:
         for out in (sal, pred):
             assert out.crs == src.crs and out.transform == src.transform

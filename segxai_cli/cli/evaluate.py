@@ -68,6 +68,7 @@ def _study_command(sweep: bool):
         plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG plot. Default: <output>.png.", show_default=False)] = None,
         best: Annotated[Optional[Path], typer.Option("--best", help="Best-method-per-threshold CSV (sweep only). Default: <output>_best.csv.", show_default=False)] = None,
         overwrite: O.Overwrite = False,
+        report: O.Report = False,
         quiet: O.Quiet = False,
         verbose: O.Verbose = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary and run metadata as JSON on stdout instead of tables.")] = False,
@@ -86,14 +87,23 @@ def _study_command(sweep: bool):
             seed=seed, batch_size=batch_size, chunk=chunk, use_probs=probs,
         ).validate()
         bands = parse_bands(bidx)
-        paths = report_paths(output, summary, plot, sweep, best)
+        paths = report_paths(output, summary, plot, sweep, best, curves=cfg.curve_steps > 0)
         check_report_paths(paths, overwrite)
-        _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json)
+        failed = _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json)
+        if report:
+            from segxai_cli.report import build_report
+
+            page = build_report(paths["csv"].parent if str(paths["csv"].parent) else Path("."))
+            if not quiet:
+                typer.echo(f"  report   {page}", err=True)
+        if failed:
+            raise typer.Exit(1)
 
     return command
 
 
-def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool, quiet: bool, as_json: bool) -> None:
+def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool, quiet: bool, as_json: bool) -> bool:
+    """Run the study and write its files; True when some scene failed."""
     import torch
 
     from segxai_cli.evaluation.report import jsonable, write_report
@@ -117,8 +127,7 @@ def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool
         typer.echo(json.dumps(jsonable({"meta": report.meta, "summary": report.summary, "best": report.best}), indent=2))
     elif not quiet:
         _print(report, result, cfg, sweep)
-    if result.errors:
-        raise typer.Exit(1)
+    return bool(result.errors)
 
 
 def _print(report, result, cfg, sweep: bool) -> None:

@@ -21,8 +21,13 @@ Outputs in OUTDIR for input <stem>.tif:
   <stem>_saliency.qml    QGIS heatmap style (auto-loaded)
   <stem>_prediction.tif  uint8 classes with colour table, 255 = nodata
   <stem>_prediction.qml  QGIS paletted style with class names
+  <stem>_saliency_<method>.qml   the style of each method band (for single files)
+  <stem>_quicklook.png   input, prediction and every method side by side
+  <stem>_quicklook_<method>.png   heatmap over the scene, class outlined, colour bar
   <stem>_saliency.json   scene record, written last (= scene complete)
   segxai_manifest.json, segxai_scenes.csv   run summary, rebuilt from all records
+  segxai.qgs             QGIS project: a group per scene, methods as a radio group
+  report.html            with --report: the run as one web page (segxai report)
 
 \b
 Examples:
@@ -30,6 +35,7 @@ Examples:
   segxai explain scenes/ -o out/ --method gradcam,hirescam --skip-existing
   segxai explain 'scenes/**/*.tif' -o out/ --shard $SLURM_ARRAY_TASK_ID/8 --skip-existing
   segxai explain scene.tif -o out/ --vector buildings.gpkg
+  segxai explain sample_tiles/ -o out/ --method gradcam,hirescam,scorecam --report
 """
 
 
@@ -61,6 +67,8 @@ def explain(
     batch_size: O.BatchSize = None,
     autocast: Annotated[str, typer.Option("--autocast", help="Mixed precision on the device: none, bf16 or fp16.")] = "none",
     compress: Annotated[str, typer.Option("--compress", help="COG compression: deflate, zstd, lzw or none.")] = "deflate",
+    quicklook: Annotated[Optional[bool], typer.Option("--quicklook/--no-quicklook", help="PNG quicklooks per scene and method. Default: for scenes up to 1024 megapixels; --quicklook for any size.", show_default=False)] = None,
+    report: O.Report = False,
     overwrite: O.Overwrite = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose outputs are complete; redo incomplete ones (reruns, cron).")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only the K-th of N deterministic parts of the sorted inputs (K from 1).", show_default=False)] = None,
@@ -77,11 +85,16 @@ def explain(
         normalize=normalize, use_probs=probs, batch_size=batch_size, device=device, autocast=autocast,
         region_mask=region_mask, vector=vector, vector_layer=vector_layer, bbox=bbox, bbox_crs=bbox_crs,
         clip_to_region=clip_to_region, per_feature=per_feature, feature_id=feature_id, compress=compress,
+        quicklook=quicklook,
     )
     run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
                          overwrite=overwrite, skip_existing=skip_existing,
                          progress=Progress("scene", quiet=quiet, unit="window"))
     summary = run.summary()
+    if report and run.csv is not None:
+        from segxai_cli.report import build_report
+
+        summary["report"] = str(build_report(run.outdir))
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     if not quiet:

@@ -34,3 +34,5 @@ Verbose = Annotated[int, typer.Option("-v", "--verbose", count=True, help="More 
 Json = Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")]
 BatchSize = Annotated[Optional[int], typer.Option(
     "--batch-size", metavar="N", help="Tiles per batch. Default: 16 on CUDA, 4 on CPU.", show_default=False)]
+Report = Annotated[bool, typer.Option(
+    "--report", help="Also write report.html in the output folder (see `segxai report`).")]

@@ -67,11 +67,14 @@ def evaluate_batch(
     random_model: nn.Module | None = None,
     counter: list[int] | None = None,
     maps: dict[str, dict[str, torch.Tensor]] | None = None,
+    curves: list[dict[str, Any]] | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Evaluate one batch; returns, per tile, its rows (without scene/tile identification).
 
     ``maps`` (optional): precomputed saliency maps ``{layer: {method: (B, H, W) in [0, 1]}}`` to
     evaluate instead of computing them with the CAM engine (maps from another tool, or tests).
+    ``curves`` (optional): receives the deletion/insertion curves, one dict per tile × method × layer
+    (``tile`` = index in the batch, ``method``, ``layer``, ``fractions``, ``deletion``, ``insertion``).
     """
     ev = _Batch(model, tiles, cfg, target_class, stats)
     per_tile: list[list[dict[str, Any]]] = [[] for _ in range(ev.B)]
@@ -81,7 +84,7 @@ def evaluate_batch(
         else:
             layer_maps = ev.cam_maps(model, layer)
         rand_maps = ev.cam_maps(random_model, layer) if random_model is not None else None
-        ev.layer_rows(per_tile, layer, layer_maps, rand_maps)
+        ev.layer_rows(per_tile, layer, layer_maps, rand_maps, curves)
     if counter is not None:
         counter[0] += ev.n_forward
         if len(counter) > 1:
@@ -222,7 +225,7 @@ class _Batch:
         res["pps"][rows] = M.pps(self.p_full[bs], M.class_prob(logits, self.c), reg)
 
     # ---------------------------------------------------------------- rows
-    def layer_rows(self, per_tile, layer: str, maps, rand_maps) -> None:
+    def layer_rows(self, per_tile, layer: str, maps, rand_maps, curves=None) -> None:
         jobs = self.jobs()
         res = self.score_reduced(self.keep_weights(jobs, maps))
         res_np = {k: v.view(len(jobs), self.B).cpu().numpy().astype(np.float64) for k, v in res.items()}
@@ -230,6 +233,10 @@ class _Batch:
         for mi, m in enumerate(self.cfg.methods):
             scal = self._tile_scalars(mi, maps[m], rand_maps[m] if rand_maps is not None else None, res_np, index)
             self._method_rows(per_tile, layer, mi, m, scal, res_np, index)
+            if curves is not None and "del_curve" in scal:
+                curves.extend({"tile": b, "method": m, "layer": layer, "fractions": list(self.fracs),
+                               "deletion": scal["del_curve"][b].tolist(), "insertion": scal["ins_curve"][b].tolist()}
+                              for b in range(self.B))
 
     def _tile_scalars(self, mi: int, S, S_rand, res_np, index) -> dict[str, np.ndarray]:
         """Per-tile quantities of one method that need no reduced input of their own."""
@@ -241,8 +248,9 @@ class _Batch:
             cf, cfill = _np(self.conf_full), _np(self.conf_fill)
             dl = [cf] + [res_np["conf"][index[Job(mi, "del", si)]] for si in inner] + [cfill]
             il = [cfill] + [res_np["conf"][index[Job(mi, "ins", si)]] for si in inner] + [cf]
-            d["del"] = np.trapezoid(np.stack(dl, 1), self.fracs, axis=1)
-            d["ins"] = np.trapezoid(np.stack(il, 1), self.fracs, axis=1)
+            d["del_curve"], d["ins_curve"] = np.stack(dl, 1), np.stack(il, 1)
+            d["del"] = np.trapezoid(d["del_curve"], self.fracs, axis=1)
+            d["ins"] = np.trapezoid(d["ins_curve"], self.fracs, axis=1)
         if S_rand is not None:
             d["sanity"] = _np(M.spearman(S, S_rand, self.region))
         return d

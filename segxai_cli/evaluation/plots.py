@@ -1,4 +1,5 @@
-"""The study as pictures: bars per method and layer (evaluate), curves against the threshold (sweep)."""
+"""The study as pictures: bars per method and layer (evaluate), curves against the threshold (sweep),
+the deletion/insertion curves."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path: str | Path, title: str = "", dpi: int = 72) -> Path:
+    """Title, tight layout, PNG, figure closed."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+    return path
 
 
 PLOT_PANELS: tuple[tuple[str, str, str], ...] = (
@@ -53,13 +65,7 @@ def plot_evaluate(summary_by_layer: Sequence[dict[str, Any]], path: str | Path, 
         ax.grid(axis="y", alpha=0.3)
     if len(layers) > 1:
         axes.flat[0].legend(fontsize=8, title="layer", title_fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 SWEEP_METRICS: tuple[tuple[str, str], ...] = (
@@ -107,3 +113,33 @@ def plot_sweep(summary: Sequence[dict[str, Any]], path: str | Path, title: str =
     fig.savefig(path, dpi=64)
     plt.close(fig)
     return path
+
+
+def plot_curves(curves: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """The mean deletion and insertion curves (``rep_curves.csv`` rows): one line per method (line
+    style per layer), shaded ± one standard deviation across tiles."""
+    plt = _plt()
+    methods = list(dict.fromkeys(r["method"] for r in curves))
+    layers = list(dict.fromkeys(r["layer"] for r in curves))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, kind, label in zip(axes, ("deletion", "insertion"), ("deletion: most salient removed first (↓ faithful)",
+                                                                  "insertion: most salient kept first (↑ faithful)")):
+        for mi, method in enumerate(methods):
+            for li, layer in enumerate(layers):
+                rs = sorted((r for r in curves if r["curve"] == kind and r["method"] == method and r["layer"] == layer),
+                            key=lambda r: r["fraction"])
+                if not rs:
+                    continue
+                x = np.array([r["fraction"] for r in rs])
+                y = np.array([r["mean"] for r in rs], dtype=float)
+                s = np.nan_to_num(np.array([r["std"] for r in rs], dtype=float))
+                ax.plot(x, y, color=f"C{mi}", ls=LINESTYLES[li % len(LINESTYLES)], marker="o", ms=3,
+                        label=method if len(layers) == 1 else f"{method} @ {layer}")
+                ax.fill_between(x, y - s, y + s, color=f"C{mi}", alpha=0.08, lw=0)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("fraction of pixels (ranked by saliency)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("confidence on the target", fontsize=9)
+    axes[1].legend(fontsize=8, loc="lower right")
+    return _save(fig, path, title)

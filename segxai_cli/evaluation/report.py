@@ -2,7 +2,8 @@
 
 For a CSV path ``rep.csv``: ``rep.csv`` (tidy rows), ``rep_summary.csv`` (mean/std per method ×
 layer × mode × threshold), ``rep.png`` (plot), ``rep.json`` (the run: options, seed, model checksum,
-timings) and, for a threshold sweep, ``rep_best.csv`` (best method per threshold for M1/M2/M3).
+timings), ``rep_curves.csv`` (the mean deletion/insertion curves, when computed) and, for a
+threshold sweep, ``rep_best.csv`` (best method per threshold for M1/M2/M3).
 Everything written is deterministic (fixed column order, sorted groups, fixed float formatting) and
 atomic (temp name, then rename).
 """
@@ -25,13 +26,14 @@ import numpy as np
 from segxai_cli._version import __version__
 from segxai_cli.errors import OutputError
 from segxai_cli.evaluation.config import COLUMNS, StudyConfig
-from segxai_cli.evaluation.summary import BEST_COLUMNS, best_per_threshold, summarize, summary_columns
+from segxai_cli.evaluation.summary import (BEST_COLUMNS, CURVE_COLUMNS, best_per_threshold, curve_summary, summarize,
+                                           summary_columns)
 from segxai_cli.files import atomic_write_text, check_writable_folder
 
 
 # ----------------------------------------------------------------------------- paths
 def report_paths(output: str | Path, summary: Optional[Path] = None, plot: Optional[Path] = None,
-                 best: bool = False, best_path: Optional[Path] = None) -> dict[str, Path]:
+                 best: bool = False, best_path: Optional[Path] = None, curves: bool = False) -> dict[str, Path]:
     """The files of a report named after its tidy CSV (see the module docstring)."""
     output = Path(output)
     stem = output.with_suffix("") if output.suffix.lower() == ".csv" else output
@@ -43,6 +45,8 @@ def report_paths(output: str | Path, summary: Optional[Path] = None, plot: Optio
     }
     if best:
         paths["best"] = Path(best_path) if best_path else stem.parent / f"{stem.name}_best.csv"
+    if curves:
+        paths["curves"] = stem.parent / f"{stem.name}_curves.csv"
     return paths
 
 
@@ -92,6 +96,8 @@ def write_report(result, cfg: StudyConfig, paths: dict[str, Path], *, command: s
     else:
         ts = ", ".join(f"{t:g}" for t in cfg.thresholds)
         plot_evaluate(by_layer, paths["plot"], title=f"{title}, t = {ts}")
+    if "curves" in paths and result.curves:
+        write_csv(curve_summary(result.curves, order, cfg.layers), paths["curves"], CURVE_COLUMNS)
     write_json(meta, paths["meta"])
     return StudyReport(paths, summ, by_layer, best, meta)
 

@@ -36,6 +36,7 @@ class StudyResult:
     deduplicated: int = 0  # reduced inputs identical to another one (or to the full / all-fill tile), not re-run
     seconds: float = 0.0
     model: dict[str, Any] = field(default_factory=dict)  # file name, sha256, architecture
+    curves: list[dict[str, Any]] = field(default_factory=list)  # deletion/insertion curve per tile × method × layer
 
 
 def scene_sources(inputs: Sequence[Any]) -> list[RasterSource]:
@@ -89,7 +90,7 @@ def run_study(
     result = StudyResult(model={"file": info.path, "sha256": info.sha256, "arch": info.label})
     for i, source in enumerate(sources, 1):
         try:
-            rows, summary = scene.run(source, mask_map[source], masks is not None, max_tiles,
+            rows, summary, curves = scene.run(source, mask_map[source], masks is not None, max_tiles,
                                       (lambda name, n, mp, i=i: progress(i, len(sources), name, n, mp)) if progress else None)
         except SegxaiError as exc:
             if not keep_going:
@@ -97,6 +98,7 @@ def run_study(
             result.errors.append((str(source), str(exc)))
             continue
         result.rows.extend(rows)
+        result.curves.extend(curves)
         result.scenes.append(summary)
     result.forwards, result.deduplicated = scene.counter
     result.seconds = time.perf_counter() - t0
@@ -123,6 +125,7 @@ class _SceneStudy:
         if masks_given and mask is None:
             raise InputError(f"{source}: no mask {source.stem}_mask.tif found in --masks")
         rows: list[dict[str, Any]] = []
+        curves: list[dict[str, Any]] = []
         skipped = 0
         with open_raster(source) as src:
             check_bands(src, self.bands)
@@ -134,7 +137,7 @@ class _SceneStudy:
                 advance = start(source.name, len(windows), src.width * src.height / 1e6) if start else None
                 for s in range(0, len(windows), self.cfg.batch_size):
                     ids = list(range(s, min(s + self.cfg.batch_size, len(windows))))
-                    skipped += self._batch(src, msk, source, windows, ids, rows)
+                    skipped += self._batch(src, msk, source, windows, ids, rows, curves)
                     if advance:
                         advance(len(ids))
             finally:
@@ -143,9 +146,9 @@ class _SceneStudy:
         summary = {"scene": source.stem, "path": str(source), "mask": str(mask) if mask else None,
                    "target_source": "ground_truth" if mask else "prediction",
                    "tiles": len(windows), "skipped_nodata_tiles": skipped}
-        return [{k: r[k] for k in COLUMNS} for r in rows], summary
+        return [{k: r[k] for k in COLUMNS} for r in rows], summary, curves
 
-    def _batch(self, src, msk, source: RasterSource, windows, ids: list[int], rows: list) -> int:
+    def _batch(self, src, msk, source: RasterSource, windows, ids: list[int], rows: list, curves: list) -> int:
         """Evaluate the tiles ``ids``; returns how many were skipped (nothing valid to evaluate)."""
         from segxai_cli.raster.reader import read_window
         from segxai_cli.tiling.tiles import prepare_tiles
@@ -164,7 +167,10 @@ class _SceneStudy:
             images, region, valid = images[sel], region[sel], valid[sel]
             target = target[sel] if target is not None else None
         tiles = TileTensors(images, region, target, valid)
-        per_tile = evaluate_batch(self.net, tiles, self.cfg, self.cfg.target_class, self.stats, self.random_net, self.counter)
+        batch_curves: list[dict[str, Any]] = []
+        per_tile = evaluate_batch(self.net, tiles, self.cfg, self.cfg.target_class, self.stats, self.random_net,
+                                  self.counter, curves=batch_curves)
+        curves.extend({**c, "scene": source.stem, "tile": ids[sel[c["tile"]]]} for c in batch_curves)
         for i, trows in zip(sel, per_tile):
             win = wins[i]
             for r in trows:

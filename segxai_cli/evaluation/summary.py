@@ -112,6 +112,29 @@ def best_per_threshold(summary: Sequence[dict[str, Any]], mode: str) -> list[dic
 
 BEST_COLUMNS = ("mode", "layer", "threshold", "method", "criterion", "confidence", "entropy",
                 "confidence_drop", "entropy_increase", "iou_change", "n")
+CURVE_COLUMNS = ("method", "layer", "curve", "fraction", "mean", "std", "n")
+
+
+def curve_summary(curves: Iterable[dict[str, Any]], order: Sequence[str] | None = None,
+                  layer_order: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The mean deletion/insertion curve per method × layer: confidence on the target at each step
+    (mean, sample std, n over tiles; undefined values — tiles without target pixels — skipped)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in curves:
+        groups.setdefault((c["method"], c["layer"]), []).append(c)
+    m_rank = {m: i for i, m in enumerate(order or [])}
+    l_rank = {m: i for i, m in enumerate(layer_order or [])}
+    out = []
+    for (method, layer), cs in sorted(groups.items(), key=lambda kv: (m_rank.get(kv[0][0], len(m_rank)), kv[0][0],
+                                                                       l_rank.get(kv[0][1], len(l_rank)), kv[0][1])):
+        for kind in ("deletion", "insertion"):
+            values = np.array([c[kind] for c in cs], dtype=np.float64)
+            for j, frac in enumerate(cs[0]["fractions"]):
+                v = values[:, j][np.isfinite(values[:, j])]
+                out.append({"method": method, "layer": layer, "curve": kind, "fraction": frac,
+                            "mean": float(v.mean()) if v.size else math.nan,
+                            "std": float(v.std(ddof=1)) if v.size > 1 else math.nan, "n": int(v.size)})
+    return out
 
 
 

@@ -14,9 +14,10 @@ The data flow, one module each: ``options`` (resolved once) → ``run`` (inputs,
 ``outputs`` (saliency / prediction COGs and styles) → ``records`` (scene record, manifest, CSV).
 
 Outputs per input ``<stem>`` (see docs/explain.md): ``<stem>_saliency.tif`` (float32 COG, one band per
-method, [0, 1] per scene, NaN = nodata) with ``.qml``; ``<stem>_prediction.tif`` (uint8 classes, 255 =
-nodata) with ``.qml``; ``<stem>_saliency.json``, the record, written **last**; and per run
-``segxai_manifest.json`` and ``segxai_scenes.csv``, rebuilt from all records in the folder.
+method, [0, 1] per scene, NaN = nodata) with ``.qml`` (and one per band); ``<stem>_prediction.tif`` (uint8 classes, 255 =
+nodata) with ``.qml``; ``<stem>_quicklook*.png``; ``<stem>_saliency.json``, the record, written
+**last**; and per run ``segxai_manifest.json``, ``segxai_scenes.csv`` and ``segxai.qgs``, rebuilt
+from all records in the folder.
 """
 
 from __future__ import annotations

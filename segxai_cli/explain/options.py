@@ -108,6 +108,7 @@ class ExplainOptions:
     autocast: Optional[str] = None
     region: RegionSpec = field(default_factory=RegionSpec)
     compress: str = "deflate"
+    quicklook: Optional[bool] = None  # PNG quicklooks: None = for scenes up to a size cap (outputs/quicklook.py)
 
     @property
     def bound(self) -> bool:
@@ -135,8 +136,8 @@ class ExplainOptions:
         return d
 
     def key(self, model_sha256: Optional[str]) -> str:
-        """Fingerprint of what determines the outputs (not batch size, device or compression)."""
-        d = {k: v for k, v in self.record().items() if k not in ("batch_size", "device", "compress")}
+        """Fingerprint of what determines the outputs (not batch size, device, compression or quicklooks)."""
+        d = {k: v for k, v in self.record().items() if k not in ("batch_size", "device", "compress", "quicklook")}
         d["model_sha256"] = model_sha256
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -163,6 +164,7 @@ def resolve_options(
     per_feature: bool = False,
     feature_id: Optional[str] = None,
     compress: str = "deflate",
+    quicklook: Optional[bool] = None,
 ) -> ExplainOptions:
     """Check every option that needs no model (see the module docstring)."""
     normalize = (normalize or "scene").lower()
@@ -202,6 +204,7 @@ def resolve_options(
         region=resolve_region(region_mask, vector, vector_layer, bbox, bbox_crs, clip_to_region, per_feature,
                               feature_id),
         compress=compress,
+        quicklook=None if quicklook is None else bool(quicklook),
     )
 
 

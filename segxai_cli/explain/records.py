@@ -1,7 +1,8 @@
 """The scene record (written last: the scene is complete) and the run's manifest and CSV.
 
-``segxai_manifest.json`` and ``segxai_scenes.csv`` are rebuilt at the end of every run from *all*
-scene records in the output folder, so concurrent shards writing one folder never lose rows.
+``segxai_manifest.json`` and ``segxai_scenes.csv`` — and the run output kinds of
+:mod:`segxai_cli.explain.run_outputs` (the QGIS project) — are rebuilt at the end of every run from
+*all* scene records in the output folder, so concurrent shards writing one folder never lose rows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Optional
 
 from segxai_cli._version import __version__
 from segxai_cli.explain.options import ExplainOptions
+from segxai_cli.explain.run_outputs import write_run_outputs
 from segxai_cli.explain.results import RECORD_SUFFIX, OutputPaths, SceneResult, rounded
 from segxai_cli.files import atomic_write_text
 from segxai_cli.raster.source import RasterSource
@@ -144,8 +146,9 @@ def is_complete(paths: OutputPaths) -> Optional[dict]:
 def write_run_summary(outdir: Path, results: Sequence[SceneResult], opts: Optional[ExplainOptions],
                       model: Optional[dict[str, Any]], started: float, shard: Optional[tuple[int, int]],
                       inputs: Sequence[str]) -> tuple[Optional[Path], Optional[Path]]:
-    """Regenerate ``segxai_scenes.csv`` and ``segxai_manifest.json`` from every scene record in
-    ``outdir`` (atomically): rows of other shards/runs are kept, this run's details are added.
+    """Regenerate ``segxai_scenes.csv``, ``segxai_manifest.json`` and the run outputs (``segxai.qgs``)
+    from every scene record in ``outdir`` (atomically): rows of other shards/runs are kept, this
+    run's details are added.
     Nothing is written while the folder holds no complete scene."""
     records = [rec for p in sorted(outdir.glob(f"*{RECORD_SUFFIX}")) if (rec := read_record(p)) is not None]
     if not records:
@@ -174,6 +177,7 @@ def write_run_summary(outdir: Path, results: Sequence[SceneResult], opts: Option
         ],
     }
     man_path = atomic_write_text(outdir / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
+    write_run_outputs(outdir, records)
     return man_path, csv_path
 
 

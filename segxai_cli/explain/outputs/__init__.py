@@ -7,19 +7,22 @@ is finalized; :meth:`~SceneOutput.abort` removes its temp files. The scene recor
 written after every kind has committed: its presence means the scene is complete.
 
 Adding an output kind = one file in this package with a :class:`SceneOutput` subclass and one line
-in :data:`SCENE_OUTPUTS`.
+in :data:`SCENE_OUTPUTS`. Files built from all scenes of a folder (the QGIS project) are run
+output kinds: :mod:`segxai_cli.explain.run_outputs`.
 """
 
 from __future__ import annotations
 
 from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
 from segxai_cli.explain.outputs.prediction import PredictionOutput
+from segxai_cli.explain.outputs.quicklook import QuicklookOutput
 from segxai_cli.explain.outputs.saliency import SaliencyOutput
 
 # Finalized and committed in this order; the record comes after all of them.
 SCENE_OUTPUTS: tuple[type[SceneOutput], ...] = (
     PredictionOutput,
     SaliencyOutput,
+    QuicklookOutput,  # renders from the published COGs
 )
 
-__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "SaliencyOutput", "SceneContext", "SceneOutput"]
+__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "QuicklookOutput", "SaliencyOutput", "SceneContext", "SceneOutput"]

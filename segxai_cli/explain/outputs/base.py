@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,6 +29,8 @@ class SceneContext:
     height: int
     crs: Any
     transform: Any
+    # key -> where a finalized (checked, not yet committed) file is now: later kinds read from there
+    finalized: dict[str, Path] = field(default_factory=dict)
 
     def tags(self) -> dict[str, Any]:
         """Tags every raster output carries (provenance in GDAL metadata)."""

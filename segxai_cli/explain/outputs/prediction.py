@@ -59,6 +59,7 @@ class PredictionOutput(SceneOutput):
 
     def finalize(self, stats: "SceneStats") -> dict[str, Any]:
         self.writer.finalize()
+        self.scene.finalized["prediction"] = self.writer.tmp_cog
         self.staged = [Staged.text(self.paths["prediction_style"], paletted_qml(self.class_names)),
                        Staged.text(self.paths["prediction_palette"], palette_aux_xml(self.class_names))]
         return {}

@@ -1,4 +1,5 @@
-"""``<stem>_saliency.tif``: float32, one band per method (and layer), NaN = nodata, and its ``.qml``.
+"""``<stem>_saliency.tif``: float32, one band per method (and layer), NaN = nodata, its ``.qml`` (band 1)
+and ``<stem>_saliency_<band>.qml`` per band.
 
 With ``--normalize scene`` the raw blended maps are rescaled once per scene (per band, min-max over
 the valid pixels) while the COG is made, so they are never rewritten.
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
 from segxai_cli.files import Staged
-from segxai_cli.raster.style import heatmap_qml
+from segxai_cli.raster.style import band_style_path, heatmap_qml
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,11 +73,16 @@ class SaliencyOutput(SceneOutput):
         else:
             means = dict(zip(names, stats.mean_raw))
         self.writer.finalize(scale, clamp=stats.clipped)
-        vmax = 1.0
-        if self.opts.normalize == "none" and stats.maximum and math.isfinite(stats.maximum[0]) and stats.maximum[0] > 0:
-            vmax = stats.maximum[0]
-        self.staged = [Staged.text(self.paths["saliency_style"], heatmap_qml(0.0, vmax, label=names[0]))]
-        return {"mean_saliency": means}
+        self.scene.finalized["saliency"] = self.writer.tmp_cog
+        vmax = [1.0] * len(names)
+        if self.opts.normalize == "none":
+            vmax = [m if math.isfinite(m) and m > 0 else 1.0 for m in stats.maximum] or vmax
+        tif = self.paths["saliency"]
+        self.staged = [Staged.text(self.paths["saliency_style"], heatmap_qml(0.0, vmax[0], label=names[0]))]
+        self.staged += [Staged.text(band_style_path(tif, n), heatmap_qml(0.0, top, band=i, label=n))
+                        for i, (n, top) in enumerate(zip(names, vmax), 1)]
+        return {"mean_saliency": means, "band_styles": {n: band_style_path(tif, n).name for n in names},
+                "display_max": dict(zip(names, vmax))}
 
     def commit(self) -> list[Path]:
         return [self.writer.commit()] + [s.commit() for s in self.staged]

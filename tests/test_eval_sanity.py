@@ -172,3 +172,16 @@ def test_spearman_of_absolute_maps_on_the_study_maps():
     assert float(sims["spearman"][0]) == pytest.approx(-1.0)
     assert float(sims["spearman"][0]) == pytest.approx(float(M.spearman(s, 1 - s, region)[0]))
     assert bool(similarities(s, torch.zeros_like(s), region)["constant_map"][0])
+
+
+def test_sanity_on_the_first_tiles_only(make_geotiff, tmp_path, tiny_model):
+    from segxai_cli.evaluation.config import StudyConfig
+    from segxai_cli.evaluation.run import run_study
+
+    make_geotiff("s.tif", np.random.default_rng(0).integers(0, 255, (3, 64, 192), dtype=np.uint8))
+    cfg = StudyConfig(methods=["gradcam"], thresholds=[0.5], curve_steps=0, budgets=[], sanity=True,
+                      sanity_tiles=2, bootstrap=0, batch_size=3)
+    res = run_study([tmp_path / "s.tif"], None, tiny_model, config=cfg, device="cpu")
+    assert {r["tile"] for r in res.sanity_rows} == {0, 1}
+    by_tile = {r["tile"]: r["sanity_spearman"] for r in res.rows}
+    assert math.isnan(by_tile[2]) and not math.isnan(by_tile[0])

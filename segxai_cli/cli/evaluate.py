@@ -60,6 +60,7 @@ def _study_command(sweep: bool):
         budget: Annotated[Optional[list[str]], typer.Option("--budget", "--budgets", help="Fixed pixel budgets besides the thresholds: Phi = the top fraction of the counted pixels by saliency (0.05, 5%, comma lists); 'none' turns them off. Default 5%,10%,20%.", show_default=False)] = None,
         sanity: Annotated[bool, typer.Option("--sanity", help="Parameter-randomisation sanity check (Adebayo et al.): cascading and independent re-initialisation of the model's layer groups, Spearman/SSIM/HOG similarity of the maps, a pass/fail verdict per method (files <output>_sanity*).")] = False,
         sanity_threshold: Annotated[float, typer.Option("--sanity-threshold", help="--sanity passes when the 95 % upper bound of the mean Spearman similarity to the fully randomised model's maps is below this.")] = 0.5,
+        sanity_tiles: Annotated[Optional[int], typer.Option("--sanity-tiles", metavar="N", help="--sanity on the first N tiles of each scene only (it costs 2 × layer groups extra CAM passes per tile). Default: every tile.", show_default=False)] = None,
         bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (over tiles) for the 95 % confidence intervals and paired tests; 0 skips them.")] = 2000,
         vector: Annotated[Optional[str], typer.Option("--vector", help="Per-object study: each feature of this vector file (GeoJSON, GPKG, Shapefile) is the target of a tile centred on it; rows per object.", show_default=False)] = None,
         vector_layer: Annotated[Optional[str], typer.Option("--vector-layer", help="Layer of a multi-layer vector file.", show_default=False)] = None,
@@ -90,7 +91,7 @@ def _study_command(sweep: bool):
             thresholds=parse_thresholds(threshold) or (list(SWEEP_THRESHOLDS) if sweep else [0.5]),
             target_class=target_class, fill=fill, blur_sigma=blur_sigma, curve_steps=curve_steps, sanity=sanity,
             seed=seed, batch_size=batch_size, chunk=chunk, use_probs=probs, budgets=budget or None,
-            bootstrap=bootstrap, sanity_threshold=sanity_threshold, vector=vector, vector_layer=vector_layer,
+            bootstrap=bootstrap, sanity_threshold=sanity_threshold, sanity_tiles=sanity_tiles, vector=vector, vector_layer=vector_layer,
             feature_id=feature_id,
         ).validate()
         bands = parse_bands(bidx)

@@ -95,6 +95,7 @@ class StudyConfig:
     budgets: Sequence[float] = DEFAULT_BUDGETS
     bootstrap: int = DEFAULT_BOOTSTRAP
     sanity_threshold: float = DEFAULT_SANITY_THRESHOLD
+    sanity_tiles: int | None = None  # the sanity check on the first N tiles of each scene only (None: all)
     vector: str | None = None  # per-object study: each feature of this vector file is a target
     vector_layer: str | None = None
     feature_id: str | None = None  # attribute naming the objects (default f<index>)
@@ -120,6 +121,8 @@ class StudyConfig:
         self.budgets = parse_budgets(None if self.budgets is None else [str(b) for b in self.budgets] or ["none"])
         if self.bootstrap < 0 or 0 < self.bootstrap < 100:
             raise UsageError(f"--bootstrap {self.bootstrap}: 0 (no intervals) or at least 100 resamples")
+        if self.sanity_tiles is not None and self.sanity_tiles < 1:
+            raise UsageError(f"--sanity-tiles {self.sanity_tiles}: must be at least 1")
         if not 0.0 < self.sanity_threshold < 1.0:
             raise UsageError(f"--sanity-threshold {self.sanity_threshold}: must be in (0, 1)")
         if self.feature_id is not None and self.vector is None:
@@ -137,6 +140,7 @@ class StudyConfig:
             "blur_sigma": self.blur_sigma if self.fill == "blur" else None, "curve_steps": self.curve_steps,
             "sanity": self.sanity, "seed": self.seed, "batch_size": self.batch_size, "chunk": self.chunk,
             "use_probs": self.use_probs, "budgets": list(self.budgets), "bootstrap": self.bootstrap,
-            "sanity_threshold": self.sanity_threshold if self.sanity else None, "tie_rule": TIE_RULE,
+            "sanity_threshold": self.sanity_threshold if self.sanity else None,
+            "sanity_tiles": self.sanity_tiles if self.sanity else None, "tie_rule": TIE_RULE,
             "vector": self.vector, "vector_layer": self.vector_layer, "feature_id": self.feature_id,
         }

@@ -203,7 +203,7 @@ class _SceneStudy:
         out: dict[str, Any] = {}
         per_tile = evaluate_batch(self.net, tiles, self.cfg, self.cfg.target_class, self.stats, None, self.counter,
                                   maps_out=out if self.randomizer is not None else None)
-        per_sanity = self._sanity(tiles, out) if self.randomizer is not None else [[] for _ in sel]
+        per_sanity = self._sanity(tiles, out, [ids[i] for i in sel]) if self.randomizer is not None else [[] for _ in sel]
         for i, trows, srows in zip(sel, per_tile, per_sanity):
             win = wins[i]
             ident = {"scene": source.stem, "tile": ids[i], "object": self.objects[ids[i]].name if self.objects else None}
@@ -216,12 +216,22 @@ class _SceneStudy:
             self.sanity_rows.extend({**r, **ident} for r in srows)
         return len(ids) - len(sel)
 
-    def _sanity(self, tiles: TileTensors, out: dict[str, Any]) -> list[list[dict[str, Any]]]:
-        """The randomisation test of one batch (its last cascade step fills ``sanity_spearman``)."""
+    def _sanity(self, tiles: TileTensors, out: dict[str, Any], tile_ids: list[int]) -> list[list[dict[str, Any]]]:
+        """The randomisation test of one batch (its last cascade step fills ``sanity_spearman``);
+        with ``sanity_tiles`` only on the scene's first tiles."""
         from segxai_cli.evaluation.sanity import sanity_rows
 
-        return sanity_rows(self.randomizer, tiles.images, out["maps"], out["explain"], tiles.region,
-                           self.cfg, self.cfg.target_class)
+        limit = self.cfg.sanity_tiles
+        pick = [k for k, t in enumerate(tile_ids) if limit is None or t < limit]
+        per_tile: list[list[dict[str, Any]]] = [[] for _ in tile_ids]
+        if not pick:
+            return per_tile
+        idx = torch.tensor(pick, device=tiles.images.device)
+        maps = {layer: {m: v[idx] for m, v in ms.items()} for layer, ms in out["maps"].items()}
+        for k, rows in zip(pick, sanity_rows(self.randomizer, tiles.images[idx], maps, out["explain"][idx],
+                                             tiles.region[idx], self.cfg, self.cfg.target_class)):
+            per_tile[k] = rows
+        return per_tile
 
 
 def check_mask_grid(src, msk) -> None:

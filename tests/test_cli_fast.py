@@ -91,6 +91,11 @@ def test_explain_typos_fail_before_anything_heavy(tmp_path, scene, extra, messag
     ("evaluate", ["--fill", "median"], "--fill"),
     ("threshold-sweep", ["--threshold", "0.1:0.5:-1"], "--threshold"),
     ("evaluate", ["-b", "0"], "bands are numbered from 1"),
+    ("evaluate", ["--budget", "150%"], "--budget"),
+    ("threshold-sweep", ["--budget", "0"], "--budget"),
+    ("evaluate", ["--bootstrap", "10"], "--bootstrap"),
+    ("evaluate", ["--sanity", "--sanity-threshold", "1.5"], "--sanity-threshold"),
+    ("evaluate", ["--feature-id", "name"], "--feature-id needs --vector"),
 ])
 def test_study_typos_fail_before_anything_heavy(tmp_path, scene, cmd, extra, message):
     code, heavy, err = run_cli(cmd, str(scene), "-o", str(tmp_path / "r.csv"), *extra)

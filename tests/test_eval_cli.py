@@ -55,13 +55,16 @@ def test_evaluate_with_masks_writes_tidy_csv_summary_plot_json(scene, tiny_check
     assert res.exit_code == 0, res.output
     rows = _rows(out)
     assert set(REQUIRED) <= set(rows[0])
-    # 2 tiles (64 px grid over 128 x 64) x 1 method x 2 layers x 1 threshold x 3 modes
-    assert len(rows) == 2 * 2 * 3
+    # 2 tiles (64 px grid over 128 x 64) x 1 method x 2 layers x (1 threshold + 3 default budgets) x 3 modes
+    assert len([r for r in rows if r["threshold"] == "0.3" and r["budget"] == ""]) == 2 * 2 * 3
+    assert sorted({r["budget"] for r in rows if r["threshold"] == ""}) == ["0.05", "0.1", "0.2"]
+    assert len(rows) == 2 * 2 * 4 * 3
     assert {r["target_source"] for r in rows} == {"ground_truth"}
     assert {r["layer"] for r in rows} == {"decoder.last", "decoder.-2"}
     assert {r["mode"] for r in rows} == {"M1", "M2", "M3"}
     summ = _rows(scene / "rep_summary.csv")
-    assert len(summ) == 2 * 3 and {"confidence_mean", "confidence_std", "iou_change_mean", "n_empty_target"} <= set(summ[0])
+    assert len(summ) == 2 * 4 * 3 and {"confidence_mean", "confidence_std", "iou_change_mean", "n_empty_target",
+                                       "confidence_ci_low", "confidence_ci_high", "budget"} <= set(summ[0])
     assert (scene / "rep.png").stat().st_size > 1000
     meta = json.loads((scene / "rep.json").read_text())
     assert meta["config"]["seed"] == 7 and meta["target_source"] == ["ground_truth"]
@@ -174,14 +177,18 @@ def test_threshold_sweep_best_tables_and_plot(scene, tiny_checkpoint):
                               "-o", str(out), "--method", "gradcam,eigencam", "--curve-steps", "0", "--device", "cpu", *ONE])
     assert res.exit_code == 0, res.output
     rows = read_csv(out)
-    assert sorted({r["threshold"] for r in rows}) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert sorted({r["threshold"] for r in rows if math.isfinite(r["threshold"])}) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
     assert {r["scene"] for r in rows} == {"s1"}  # the folder's s1_mask.tif is not taken for a scene
     best = _rows(scene / "sweep_best.csv")
-    assert [b["mode"] for b in best] == ["M1"] * 5 + ["M2"] * 5 + ["M3"] * 5
-    assert "best method per threshold" in res.stdout
+    # per mode: 5 thresholds, then the 3 default budgets
+    assert [b["mode"] for b in best] == ["M1"] * 8 + ["M2"] * 8 + ["M3"] * 8
+    assert [b["budget"] for b in best[:8]] == [""] * 5 + ["0.05", "0.1", "0.2"]
+    assert "best method per threshold" in res.stdout and "best method per budget" in res.stdout
+    assert all(b["runner_up"] and b["distinguishable"] in ("True", "False") for b in best)
     summ = read_csv(scene / "sweep_summary.csv")
-    for b in best:  # M1: the method with the lowest mean confidence at that threshold
-        cands = [s for s in summ if s["mode"] == b["mode"] and s["threshold"] == float(b["threshold"])]
+    for b in best:  # M1: the method with the lowest mean confidence at that threshold / budget
+        x = "threshold" if b["threshold"] else "budget"
+        cands = [s for s in summ if s["mode"] == b["mode"] and s[x] == float(b[x])]
         key = {"M1": lambda s: s["confidence_mean"], "M2": lambda s: -s["confidence_mean"],
                "M3": lambda s: s["entropy_mean"]}[b["mode"]]
         assert b["method"] == min(cands, key=key)["method"]
@@ -190,7 +197,7 @@ def test_threshold_sweep_best_tables_and_plot(scene, tiny_checkpoint):
 
 def test_json_output(scene, tiny_checkpoint):
     res = runner.invoke(app, ["evaluate", str(scene / "s1.tif"), "-m", str(tiny_checkpoint), "-o", str(scene / "r.csv"),
-                              "--json", "--method", "gradcam", "--curve-steps", "0", "--device", "cpu", *ONE])
+                              "--json", "--method", "gradcam", "--curve-steps", "0", "--device", "cpu", "--budget", "none", *ONE])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["meta"]["rows"] == 3 and doc["summary"][0]["method"] == "gradcam"
@@ -198,7 +205,8 @@ def test_json_output(scene, tiny_checkpoint):
 
 def test_library_api(scene, tiny_model):
     rows = evaluate_scenes([scene / "s1.tif"], masks=scene, model=tiny_model, methods=["gradcam", "xgradcam"],
-                           layers=["decoder.last"], thresholds=[0.2, 0.4], curve_steps=0, device="cpu", max_tiles=1)
+                           layers=["decoder.last"], thresholds=[0.2, 0.4], curve_steps=0, device="cpu", max_tiles=1,
+                           budgets=[])
     assert len(rows) == 1 * 2 * 2 * 3
     assert rows[0]["scene"] == "s1" and rows[0]["target_source"] == "ground_truth"
 
@@ -213,7 +221,7 @@ def test_binary_sigmoid_model(scene):
     info = tiny_model_info(classes=1)
     model = build_model(info).eval()
     rows = evaluate_scenes([scene / "s1.tif"], masks=scene, model=(model, info), methods=["gradcam"],
-                           thresholds=[0.3], curve_steps=2, device="cpu", max_tiles=1)
+                           thresholds=[0.3], curve_steps=2, device="cpu", max_tiles=1, budgets=[])
     assert len(rows) == 3 and rows[0]["target_class"] == 1
     r = rows[0]
     assert 0.0 <= r["entropy_full"] <= 1.0 and 0.0 <= r["confidence_full"] <= 1.0

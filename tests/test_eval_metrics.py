@@ -183,7 +183,7 @@ def _run_fake(thresholds=(0.1, 0.5), steps=4, target=None, image=None):
     model = Fake().eval()
     x = _image() if image is None else image
     region = torch.ones(1, 4, 4, dtype=torch.bool)
-    cfg = StudyConfig(methods=["gradcam"], layers=["head"], thresholds=thresholds, curve_steps=steps, chunk=5)
+    cfg = StudyConfig(methods=["gradcam"], layers=["head"], thresholds=thresholds, curve_steps=steps, chunk=5, budgets=[])
     counter = [0, 0]
     rows = evaluate_batch(model, TileTensors(x, region, target), cfg, 1, counter=counter,
                           maps={"head": {"gradcam": SAL}})[0]

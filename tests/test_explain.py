@@ -8,14 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
 
 from conftest import CRS, ORIGIN
 from segxai_cli.errors import InputError, OutputError, SegxaiError
 from segxai_cli.cam.registry import resolve_methods
 from segxai_cli.explain import explain_scene, explain_scenes
 from segxai_cli.raster.inputs import expand_paths
-from segxai_cli.raster.reader import NoCRSWarning
 from segxai_cli.raster.writer import cog_problems
 from segxai_cli.synth import generate_scene
 from segxai_cli.tiling.grid import TileGrid

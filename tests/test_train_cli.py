@@ -7,7 +7,6 @@ import csv
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from rasterio.transform import from_origin

@@ -57,8 +57,15 @@ def _study_command(sweep: bool):
         fill: Annotated[str, typer.Option("--fill", help="Value for removed pixels: mean (band mean), zero (raw 0) or blur (Gaussian-blurred tile).")] = "mean",
         blur_sigma: Annotated[float, typer.Option("--blur-sigma", help="Sigma in pixels for --fill blur.")] = 8.0,
         curve_steps: Annotated[int, typer.Option("--curve-steps", help="Deletion/insertion curve steps (10: 0, 10, …, 100 %); 0 skips the curves.")] = 10,
-        sanity: Annotated[bool, typer.Option("--sanity", help="Model-parameter randomisation check: Spearman between maps of the trained and a re-initialised model (column sanity_spearman).")] = False,
-        seed: Annotated[int, typer.Option("--seed", help="Seed for everything random; recorded in the report.")] = 0,
+        budget: Annotated[Optional[list[str]], typer.Option("--budget", "--budgets", help="Fixed pixel budgets besides the thresholds: Phi = the top fraction of the counted pixels by saliency (0.05, 5%, comma lists); 'none' turns them off. Default 5%,10%,20%.", show_default=False)] = None,
+        sanity: Annotated[bool, typer.Option("--sanity", help="Parameter-randomisation sanity check (Adebayo et al.): cascading and independent re-initialisation of the model's layer groups, Spearman/SSIM/HOG similarity of the maps, a pass/fail verdict per method (files <output>_sanity*).")] = False,
+        sanity_threshold: Annotated[float, typer.Option("--sanity-threshold", help="--sanity passes when the 95 % upper bound of the mean Spearman similarity to the fully randomised model's maps is below this.")] = 0.5,
+        sanity_tiles: Annotated[Optional[int], typer.Option("--sanity-tiles", metavar="N", help="--sanity on the first N tiles of each scene only (it costs 2 × layer groups extra CAM passes per tile). Default: every tile.", show_default=False)] = None,
+        bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples (over tiles) for the 95 % confidence intervals and paired tests; 0 skips them.")] = 2000,
+        vector: Annotated[Optional[str], typer.Option("--vector", help="Per-object study: each feature of this vector file (GeoJSON, GPKG, Shapefile) is the target of a tile centred on it; rows per object.", show_default=False)] = None,
+        vector_layer: Annotated[Optional[str], typer.Option("--vector-layer", help="Layer of a multi-layer vector file.", show_default=False)] = None,
+        feature_id: Annotated[Optional[str], typer.Option("--feature-id", metavar="ATTR", help="With --vector: the attribute naming each object in the 'object' column (default f<N>).", show_default=False)] = None,
+        seed: Annotated[int, typer.Option("--seed", help="Seed for everything random (tie order, bootstrap, --sanity weights); recorded in the report.")] = 0,
         device: O.Device = "auto",
         batch_size: Annotated[int, typer.Option("--batch-size", help="Tiles per batch (CAMs computed together).")] = 4,
         chunk: Annotated[int, typer.Option("--chunk", help="Reduced images per model forward.")] = 16,
@@ -84,12 +91,19 @@ def _study_command(sweep: bool):
             methods=method or None, layers=layer or None,
             thresholds=parse_thresholds(threshold) or (list(SWEEP_THRESHOLDS) if sweep else [0.5]),
             target_class=target_class, fill=fill, blur_sigma=blur_sigma, curve_steps=curve_steps, sanity=sanity,
-            seed=seed, batch_size=batch_size, chunk=chunk, use_probs=probs,
+            seed=seed, batch_size=batch_size, chunk=chunk, use_probs=probs, budgets=budget or None,
+            bootstrap=bootstrap, sanity_threshold=sanity_threshold, sanity_tiles=sanity_tiles, vector=vector, vector_layer=vector_layer,
+            feature_id=feature_id,
         ).validate()
         bands = parse_bands(bidx)
-        paths = report_paths(output, summary, plot, sweep, best, curves=cfg.curve_steps > 0)
+        from segxai_cli.evaluation.run import scene_sources
+
+        scenes = scene_sources(inputs)
+        paths = report_paths(output, summary, plot, sweep, best, budgets=bool(cfg.budgets),
+                             paired=len(cfg.methods) > 1, scenes=len(scenes) > 1, sanity=cfg.sanity,
+                             curves=cfg.curve_steps > 0)
         check_report_paths(paths, overwrite)
-        failed = _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json)
+        failed = _run(scenes, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json)
         if report:
             from segxai_cli.report import build_report
 
@@ -107,11 +121,11 @@ def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool
     import torch
 
     from segxai_cli.evaluation.report import jsonable, write_report
-    from segxai_cli.evaluation.run import run_study, scene_sources
+    from segxai_cli.evaluation.run import run_study
 
     command = "threshold-sweep" if sweep else "evaluate"
     torch.manual_seed(cfg.seed)
-    scenes = scene_sources(inputs)
+    scenes = inputs
     prog = Progress("scene", quiet=quiet, unit="tile")
     try:
         result = run_study(scenes, masks, str(model) if model else None, config=cfg, bidx=bands, device=device,
@@ -124,7 +138,9 @@ def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool
         raise SegxaiError("no tiles evaluated" + (" (every scene failed)" if result.errors else " (all tiles are nodata)"))
     report = write_report(result, cfg, paths, command=command, sweep=sweep, device=device)
     if as_json:
-        typer.echo(json.dumps(jsonable({"meta": report.meta, "summary": report.summary, "best": report.best}), indent=2))
+        typer.echo(json.dumps(jsonable({"meta": report.meta, "summary": report.summary, "best": report.best,
+                                        "paired": report.paired, "scenes": report.scenes,
+                                        "sanity": report.sanity, "sanity_verdicts": report.verdicts}), indent=2))
     elif not quiet:
         _print(report, result, cfg, sweep)
     return bool(result.errors)
@@ -134,6 +150,7 @@ def _print(report, result, cfg, sweep: bool) -> None:
     from rich.console import Console
 
     from segxai_cli.evaluation import tables as T
+    from segxai_cli.evaluation.summary import budget_rows, threshold_rows
 
     meta = report.meta
     sources = meta["target_source"]
@@ -148,14 +165,19 @@ def _print(report, result, cfg, sweep: bool) -> None:
     if meta["skipped_nodata_tiles"]:
         err.print(f"note: skipped {meta['skipped_nodata_tiles']} all-nodata tile(s)")
     out = Console(width=None if sys.stdout.isatty() else 120)
-    for table in T.summary_tables(report.summary, title=f"T = {'/'.join(sources)}"):
+    for table in T.summary_tables(threshold_rows(report.summary), title=f"T = {'/'.join(sources)}"):
         out.print(table)
+    if cfg.budgets:
+        out.print(T.budget_table(budget_rows(report.summary), title=f"T = {'/'.join(sources)}"))
     if sweep:
-        for layer in cfg.layers:
-            for m in cfg.modes:
-                out.print(T.best_table(report.best[m], m, layer))
+        for x in ("threshold", "budget") if cfg.budgets else ("threshold",):
+            for layer in cfg.layers:
+                for m in cfg.modes:
+                    out.print(T.best_table(report.best[m], m, layer, x))
     if len(cfg.layers) > 1:
         out.print(T.layer_table(report.by_layer))
+    if report.verdicts:
+        out.print(T.verdict_table(report.verdicts))
     typer.echo(f"{meta['tiles']} tiles x {len(cfg.methods)} method(s) x {len(cfg.layers)} layer(s) x "
                f"{len(cfg.thresholds)} threshold(s) in {meta['seconds']:.1f} s "
                f"({result.forwards} model forwards + CAMs)", err=True)

@@ -4,9 +4,10 @@
     rows = evaluate_scenes(["scene.tif"], masks="masks/", methods=["gradcam", "scorecam"],
                            layers=["decoder.last"], thresholds=[0.1, 0.2, 0.3])
 
-Modules, in data-flow order: ``config`` (options, columns) → ``run`` (scenes → tiles) → ``batch``
-(one batch: CAMs, reduced inputs, rows) with ``reduce`` and ``metrics`` → ``summary`` (aggregation)
-→ ``report`` (files), ``tables`` (terminal), ``plots``.
+Modules, in data-flow order: ``config`` (options, columns) → ``run`` (scenes → tiles or objects,
+``objects``) → ``batch`` (one batch: CAMs, reduced inputs, rows) with ``reduce`` and ``metrics``, and
+``sanity`` (parameter randomisation, with ``similarity``) → ``summary`` (aggregation, intervals from
+``stats``) and ``compare`` (best method, paired tests) → ``report`` (files), ``tables`` (terminal), ``plots``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ _EXPORTS = {
     "binarize": "segxai_cli.evaluation.reduce",
     "fill_values": "segxai_cli.evaluation.reduce",
     "keep_mask": "segxai_cli.evaluation.reduce",
+    "summarize": "segxai_cli.evaluation.summary",
+    "summarize_scenes": "segxai_cli.evaluation.summary",
+    "best_methods": "segxai_cli.evaluation.compare",
+    "paired_comparisons": "segxai_cli.evaluation.compare",
+    "mean_ci": "segxai_cli.evaluation.stats",
+    "paired_test": "segxai_cli.evaluation.stats",
+    "Randomizer": "segxai_cli.evaluation.sanity",
+    "randomization_groups": "segxai_cli.evaluation.sanity",
     "reduced_inputs": "segxai_cli.evaluation.reduce",
 }
 

@@ -1,4 +1,4 @@
-"""One batch of tiles through the study: per tile × method × layer × threshold × mode rows.
+"""One batch of tiles through the study: per tile × method × layer × (threshold | budget) × mode rows.
 
 Efficiency: per batch the model runs once on the full tiles and once on the all-fill tiles (shared
 by every method and layer); the CAM engine computes every method of a layer from one pass; then
@@ -8,8 +8,16 @@ PPS and every deletion/insertion step — are built and run through the model to
 equal to an M1 input…) are found by a fingerprint, verified, and run once. Only per-image scalars
 leave each chunk.
 
-Forward passes per tile and layer, for M methods, n thresholds and s curve steps:
-``M × (3 n + 1 + 2 (s - 1))`` (+ Score-CAM's K per method), plus 2 per tile shared by all layers.
+Forward passes per tile and layer, for M methods, n thresholds, b budgets and s curve steps:
+``M × (3 (n + b) + 1 + 2 (s - 1))`` (+ Score-CAM's K per method), plus 2 per tile shared by all layers.
+
+Two rules hold for every reduced input (docs/study.md):
+
+- **Ignored pixels** (outside ``region``: nodata, mask value 255, padding) are never changed: every
+  reduced input, the curves' end points included, keeps them as they are, and no metric counts them.
+- **Ties**: pixels are ranked by saliency, ties in a random order seeded by ``cfg.seed``
+  (:func:`~segxai_cli.evaluation.metrics.tie_priority`); a budget and a curve step take exactly
+  ``k = round(fraction × n_valid)`` pixels.
 """
 
 from __future__ import annotations
@@ -38,14 +46,18 @@ class TileTensors:
     """A batch of tiles ready for evaluation (all on the model's device).
 
     ``images`` (B, C, H, W) normalised; ``region`` (B, H, W) bool: pixels that count (valid data,
-    inside the window, not ignored in the mask); ``target`` (B, H, W) bool ground truth or None
-    (then the original prediction is the target).
+    inside the window, not ignored in the mask) -- the only pixels a reduced input changes;
+    ``target`` (B, H, W) bool ground truth or None (then the original prediction is the target).
+    ``valid``: pixels holding data (optional; pixels outside ``region & valid`` are never changed,
+    so passing it or not gives the same rows). ``explain``: the pixels whose class score the CAMs
+    explain (default: the predicted class mask; a vector object in the per-object study).
     """
 
     images: torch.Tensor
     region: torch.Tensor
     target: torch.Tensor | None = None
-    valid: torch.Tensor | None = None  # nodata pixels are never filled (default: region)
+    valid: torch.Tensor | None = None
+    explain: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -53,8 +65,8 @@ class Job:
     """One reduced image per tile: a (threshold, mode) input, the PPS input, or a curve step."""
 
     method: int
-    kind: str  # "mode" | "pps" | "del" | "ins"
-    a: Any = None  # threshold index, or curve step index
+    kind: str  # "mode" | "budget" | "pps" | "del" | "ins"
+    a: Any = None  # threshold index, budget index, or curve step index
     b: Any = None  # mode
 
 
@@ -67,14 +79,18 @@ def evaluate_batch(
     random_model: nn.Module | None = None,
     counter: list[int] | None = None,
     maps: dict[str, dict[str, torch.Tensor]] | None = None,
+    maps_out: dict[str, Any] | None = None,
     curves: list[dict[str, Any]] | None = None,
 ) -> list[list[dict[str, Any]]]:
     """Evaluate one batch; returns, per tile, its rows (without scene/tile identification).
 
     ``maps`` (optional): precomputed saliency maps ``{layer: {method: (B, H, W) in [0, 1]}}`` to
     evaluate instead of computing them with the CAM engine (maps from another tool, or tests).
-    ``curves`` (optional): receives the deletion/insertion curves, one dict per tile × method × layer
-    (``tile`` = index in the batch, ``method``, ``layer``, ``fractions``, ``deletion``, ``insertion``).
+    ``random_model``: fills ``sanity_spearman`` (maps of a re-initialised model). ``maps_out``: a
+    dict that receives the maps (``maps_out["maps"][layer][method]``) and the explained pixels
+    (``maps_out["explain"]``), for the sanity check to reuse. ``curves`` (optional): receives the
+    deletion/insertion curves, one dict per tile × method × layer (``tile`` = index in the batch,
+    ``method``, ``layer``, ``fractions``, ``deletion``, ``insertion``).
     """
     ev = _Batch(model, tiles, cfg, target_class, stats)
     per_tile: list[list[dict[str, Any]]] = [[] for _ in range(ev.B)]
@@ -85,6 +101,10 @@ def evaluate_batch(
             layer_maps = ev.cam_maps(model, layer)
         rand_maps = ev.cam_maps(random_model, layer) if random_model is not None else None
         ev.layer_rows(per_tile, layer, layer_maps, rand_maps, curves)
+        if maps_out is not None:
+            maps_out.setdefault("maps", {})[layer] = layer_maps
+    if maps_out is not None:
+        maps_out["explain"] = ev.explain
     if counter is not None:
         counter[0] += ev.n_forward
         if len(counter) > 1:
@@ -99,7 +119,8 @@ class _Batch:
         self.adapter = as_adapter(model)
         self.cfg, self.c = cfg, target_class
         self.x, self.region = tiles.images, tiles.region
-        self.valid = tiles.valid if tiles.valid is not None else self.region
+        # The one rule for ignored pixels: a reduced input changes only the pixels that count.
+        self.valid = self.region if tiles.valid is None else self.region & tiles.valid
         self.B, self.dev = self.x.shape[0], self.x.device
         self.fracs = M.curve_fractions(cfg.curve_steps).tolist() if cfg.curve_steps else []
         self.fill = fill_values(self.x, cfg.fill, stats, cfg.blur_sigma)
@@ -120,6 +141,7 @@ class _Batch:
         self.n_target = self.target.flatten(1).sum(1)
         self.n_valid = self.region.flatten(1).sum(1)
         self.empty_pred = ~self.pred_full.flatten(1).any(1)
+        self.explain = self.pred_full if tiles.explain is None else tiles.explain & self.region
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
         """Logits of a stack of inputs, in chunks, without gradients."""
@@ -136,7 +158,7 @@ class _Batch:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyRegionWarning)
             return explain_batch(model, self.x, layer=layer.split("+"), methods=list(self.cfg.methods),
-                                 target_class=self.c, region=self.pred_full, normalize=True,
+                                 target_class=self.c, region=self.explain, normalize=True,
                                  use_probs=self.cfg.use_probs, score_chunk=self.cfg.score_chunk)
 
     # ---------------------------------------------------------------- reduced inputs
@@ -145,6 +167,8 @@ class _Batch:
         for mi in range(len(self.cfg.methods)):
             for ti in range(len(self.cfg.thresholds)):
                 jobs += [Job(mi, "mode", ti, mode) for mode in self.cfg.modes]
+            for bi in range(len(self.cfg.budgets)):
+                jobs += [Job(mi, "budget", bi, mode) for mode in self.cfg.modes]
             jobs.append(Job(mi, "pps"))
             for si in range(1, len(self.fracs) - 1):
                 jobs += [Job(mi, "del", si), Job(mi, "ins", si)]
@@ -152,12 +176,14 @@ class _Batch:
 
     def keep_weights(self, jobs: list[Job], maps: dict[str, torch.Tensor]) -> torch.Tensor:
         """What each (job, tile) keeps of the original image, job-major: (jobs × B, H, W) in [0, 1]."""
-        ranks = {mi: M.saliency_rank(maps[m], self.region) for mi, m in enumerate(self.cfg.methods)} if self.fracs else {}
+        ranks = self._ranks = self.ranks(maps) if self.fracs or self.cfg.budgets else {}
         weights = []
         for job in jobs:
             S = maps[self.cfg.methods[job.method]]
             if job.kind == "mode":
                 w = keep_mask(job.b, S >= self.cfg.thresholds[job.a], self.target)
+            elif job.kind == "budget":
+                w = keep_mask(job.b, M.top_k(*ranks[job.method], self.cfg.budgets[job.a]), self.target)
             elif job.kind == "pps":
                 w = S
             else:
@@ -166,7 +192,11 @@ class _Batch:
             weights.append(w.to(torch.float32))
         W = torch.cat(weights)
         item_b = torch.arange(W.shape[0], device=self.dev) % self.B
-        return torch.where(self.valid[item_b], W, torch.ones_like(W))  # nodata is always kept (as apply_keep does)
+        return torch.where(self.valid[item_b], W, torch.ones_like(W))  # ignored pixels are always kept
+
+    def ranks(self, maps: dict[str, torch.Tensor]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Per method, the saliency rank of each counted pixel (ties: the seeded rule) and their number."""
+        return {mi: M.saliency_rank(maps[m], self.region, tie_seed=self.cfg.seed) for mi, m in enumerate(self.cfg.methods)}
 
     def score_reduced(self, W: torch.Tensor) -> dict[str, torch.Tensor]:
         """Metrics of every reduced input (n_items,), each distinct input run once."""
@@ -242,7 +272,9 @@ class _Batch:
         """Per-tile quantities of one method that need no reduced input of their own."""
         d: dict[str, np.ndarray] = {"ips": _np(M.ips(S, self.region))}
         for ti, t in enumerate(self.cfg.thresholds):
-            d[f"sr{ti}"] = _np(M.saliency_ratio(S >= t, self.pred_full, self.region))
+            d[f"srt{ti}"] = _np(M.saliency_ratio(S >= t, self.pred_full, self.region))
+        for bi, frac in enumerate(self.cfg.budgets):
+            d[f"srb{bi}"] = _np(M.saliency_ratio(M.top_k(*self._ranks[mi], frac), self.pred_full, self.region))
         if self.fracs:
             inner = range(1, len(self.fracs) - 1)
             cf, cfill = _np(self.conf_full), _np(self.conf_fill)
@@ -256,31 +288,45 @@ class _Batch:
         return d
 
     def _method_rows(self, per_tile, layer, mi, m, d, res_np, index) -> None:
-        cf, ef, jf = _np(self.conf_full), _np(self.ent_full), _np(self.iou_full)
-        pps_v = res_np["pps"][index[Job(mi, "pps")]]
+        """Rows of one method: each threshold, then each budget, in each mode."""
+        selections = [("mode", ti, t, None, f"srt{ti}") for ti, t in enumerate(self.cfg.thresholds)]
+        selections += [("budget", bi, None, frac, f"srb{bi}") for bi, frac in enumerate(self.cfg.budgets)]
+        common = self._common(mi, d, res_np, index)
         nan = np.full(self.B, np.nan)
-        for ti, t in enumerate(self.cfg.thresholds):
-            de = res_np["dice_pred"][index[Job(mi, "mode", ti, "M2")]] if "M2" in self.cfg.modes else nan
+        for kind, i, t, frac, sr in selections:
+            de = res_np["dice_pred"][index[Job(mi, kind, i, "M2")]] if "M2" in self.cfg.modes else nan
             for mode in self.cfg.modes:
-                j = index[Job(mi, "mode", ti, mode)]
+                j = index[Job(mi, kind, i, mode)]
                 for b in range(self.B):
                     conf, ent, io = res_np["conf"][j, b], res_np["ent"][j, b], res_np["iou"][j, b]
+                    c = common[b]
                     per_tile[b].append({
-                        "method": m, "layer": layer, "threshold": t, "mode": mode,
-                        "target_source": self.source, "target_class": self.c,
-                        "empty_target": bool(self.n_target[b] == 0), "empty_prediction": bool(self.empty_pred[b]),
-                        "n_valid": int(self.n_valid[b]), "n_target": int(self.n_target[b]),
-                        "kept_fraction": res_np["kept"][j, b],
-                        "confidence_full": cf[b], "confidence": conf, "confidence_drop": _rel(cf[b], conf),
-                        "entropy_full": ef[b], "entropy": ent, "entropy_increase": -_rel(ef[b], ent),
-                        "iou_full": jf[b], "iou": io, "iou_change": io - jf[b],
+                        "method": m, "layer": layer, "threshold": t, "budget": frac, "mode": mode,
+                        **c["id"], "kept_fraction": res_np["kept"][j, b],
+                        "confidence_full": c["cf"], "confidence": conf, "confidence_drop": _rel(c["cf"], conf),
+                        "entropy_full": c["ef"], "entropy": ent, "entropy_increase": -_rel(c["ef"], ent),
+                        "iou_full": c["jf"], "iou": io, "iou_change": io - c["jf"],
                         "iou_pred": res_np["iou_pred"][j, b],
-                        "dice_explained": de[b], "saliency_ratio": d[f"sr{ti}"][b],
-                        "pps": pps_v[b], "ips": d["ips"][b],
-                        "deletion_auc": d["del"][b] if "del" in d else math.nan,
-                        "insertion_auc": d["ins"][b] if "ins" in d else math.nan,
-                        "sanity_spearman": d["sanity"][b] if "sanity" in d else math.nan,
+                        "dice_explained": de[b], "saliency_ratio": d[sr][b], **c["method"],
                     })
+
+    def _common(self, mi, d, res_np, index) -> list[dict[str, Any]]:
+        """Per tile, the values a method's rows share (full-input metrics, PPS/IPS, curves, sanity)."""
+        cf, ef, jf = _np(self.conf_full), _np(self.ent_full), _np(self.iou_full)
+        pps_v = res_np["pps"][index[Job(mi, "pps")]]
+        out = []
+        for b in range(self.B):
+            out.append({
+                "cf": cf[b], "ef": ef[b], "jf": jf[b],
+                "id": {"object": None, "target_source": self.source, "target_class": self.c,
+                       "empty_target": bool(self.n_target[b] == 0), "empty_prediction": bool(self.empty_pred[b]),
+                       "n_valid": int(self.n_valid[b]), "n_target": int(self.n_target[b])},
+                "method": {"pps": pps_v[b], "ips": d["ips"][b],
+                           "deletion_auc": d["del"][b] if "del" in d else math.nan,
+                           "insertion_auc": d["ins"][b] if "ins" in d else math.nan,
+                           "sanity_spearman": d["sanity"][b] if "sanity" in d else math.nan},
+            })
+        return out
 
 
 def _fingerprint(w: torch.Tensor, probe: torch.Tensor, rows: int = 64) -> list[float]:

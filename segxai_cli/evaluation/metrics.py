@@ -132,17 +132,43 @@ def curve_fractions(steps: int = 10) -> torch.Tensor:
     return torch.linspace(0.0, 1.0, steps + 1)
 
 
-def saliency_rank(saliency: torch.Tensor, region: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def tie_priority(numel: int, seed: int | None, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """The tie rule: a seeded random permutation of the ``numel`` pixel positions (None: raster order).
+
+    Among pixels of equal saliency, the one earlier in this permutation ranks first. Drawn on the
+    CPU from ``torch.Generator().manual_seed(seed)``, so it is the same on every device, for every
+    tile and every method (methods whose maps tie on the same pixels get the same selection).
+    """
+    if seed is None:
+        return None
+    key = (numel, int(seed), str(device))
+    cached = _PRIORITY.get(key)
+    if cached is None:
+        perm = torch.randperm(numel, generator=torch.Generator().manual_seed(int(seed)))
+        cached = _PRIORITY[key] = perm.to(device)
+    return cached
+
+
+_PRIORITY: dict[tuple, torch.Tensor] = {}
+
+
+def saliency_rank(saliency: torch.Tensor, region: torch.Tensor | None = None,
+                  tie_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank of each pixel by decreasing saliency (0 = most salient) among ``region``; (B, H, W) long.
 
-    Pixels outside ``region`` rank after all others. Ties keep raster order (a stable sort), so the
-    curves are deterministic. Also returns the number of ranked pixels per image (B,).
+    Pixels outside ``region`` rank after all others. Ties: ``tie_seed=None`` keeps raster order (a
+    stable sort); an int breaks them by :func:`tie_priority` (the study's rule, seeded by ``--seed``).
+    Either way exactly ``k`` pixels have rank < k. Also returns the number of ranked pixels (B,).
     """
     B = saliency.shape[0]
     s = saliency.float().flatten(1).clone()
     if region is not None:
         s[~region.flatten(1)] = -math.inf
-    order = torch.sort(s, dim=1, descending=True, stable=True).indices
+    perm = tie_priority(s.shape[1], tie_seed, s.device)
+    if perm is None:
+        order = torch.sort(s, dim=1, descending=True, stable=True).indices
+    else:  # a stable sort of the permuted pixels: ties keep the permutation's order
+        order = perm[torch.sort(s[:, perm], dim=1, descending=True, stable=True).indices]
     rank = torch.empty_like(order)
     rank.scatter_(1, order, torch.arange(s.shape[1], device=s.device).expand(B, -1))
     if region is None:
@@ -152,17 +178,22 @@ def saliency_rank(saliency: torch.Tensor, region: torch.Tensor | None = None) ->
     return rank.view_as(saliency), n
 
 
-def curve_keep(rank: torch.Tensor, n: torch.Tensor, fraction: float, kind: str) -> torch.Tensor:
-    """Pixels kept from the original image at one curve step (B, H, W) bool.
-
-    ``deletion``: the top ``fraction`` most salient pixels are removed (replaced by the fill);
-    ``insertion``: only they are kept, the rest is fill. ``k = round(fraction * n)``.
-    """
+def top_k(rank: torch.Tensor, n: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The ``k = round(fraction * n)`` top-ranked pixels of each image (B, H, W) bool (a fixed budget)."""
     n = torch.as_tensor(n, device=rank.device)
     k = torch.round(n.double() * fraction).long()
     if k.ndim:  # one count per image: broadcast over the pixels
         k = k.view(-1, *([1] * (rank.ndim - 1)))
-    top = rank < k
+    return rank < k
+
+
+def curve_keep(rank: torch.Tensor, n: torch.Tensor, fraction: float, kind: str) -> torch.Tensor:
+    """Pixels kept from the original image at one curve step (B, H, W) bool.
+
+    ``deletion``: the top ``fraction`` most salient pixels are removed (replaced by the fill);
+    ``insertion``: only they are kept, the rest is fill. ``k = round(fraction * n)`` (:func:`top_k`).
+    """
+    top = top_k(rank, n, fraction)
     if kind == "deletion":
         return ~top
     if kind == "insertion":

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from segxai_cli.errors import InputError, SegxaiError, UsageError
-from segxai_cli.evaluation.batch import TileTensors, evaluate_batch, randomized_copy
+from segxai_cli.evaluation.batch import TileTensors, evaluate_batch
 from segxai_cli.evaluation.config import COLUMNS, DEFAULT_LAYERS, DEFAULT_METHODS, DEFAULT_THRESHOLD, MASK_IGNORE_VALUE, StudyConfig
 from segxai_cli.raster.inputs import expand_paths, match_masks
 from segxai_cli.raster.source import RasterSource
@@ -30,6 +30,8 @@ class StudyResult:
     """Rows plus what a report must say about them."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
+    sanity_rows: list[dict[str, Any]] = field(default_factory=list)  # --sanity: per tile × method × layer × step
+    sanity_groups: list[dict[str, Any]] = field(default_factory=list)  # the randomised groups, output side first
     errors: list[tuple[str, str]] = field(default_factory=list)  # (scene, message)
     scenes: list[dict[str, Any]] = field(default_factory=list)  # per scene: tiles, skipped, target source
     forwards: int = 0  # model forward images (excluding CAM computation)
@@ -86,11 +88,18 @@ def run_study(
     bands = list(bidx) if bidx else list(info.bands)
     if len(bands) != info.in_channels:
         raise UsageError(f"-b/--bidx: {len(bands)} band(s) selected but the model takes {info.in_channels}")
-    scene = _SceneStudy(net, info, cfg, stats, bands, dev, randomized_copy(net, cfg.seed) if cfg.sanity else None)
+    randomizer = None
     result = StudyResult(model={"file": info.path, "sha256": info.sha256, "arch": info.label})
+    if cfg.sanity:
+        from segxai_cli.evaluation.sanity import Randomizer
+
+        randomizer = Randomizer(net, cfg.seed)
+        result.sanity_groups = [{"step": i + 1, "group": g.name, "modules": len(g.modules), "parameters": randomizer.params(i)}
+                                for i, g in enumerate(randomizer.groups)]
+    scene = _SceneStudy(net, info, cfg, stats, bands, dev, randomizer)
     for i, source in enumerate(sources, 1):
         try:
-            rows, summary, curves = scene.run(source, mask_map[source], masks is not None, max_tiles,
+            rows, summary = scene.run(source, mask_map[source], masks is not None, max_tiles,
                                       (lambda name, n, mp, i=i: progress(i, len(sources), name, n, mp)) if progress else None)
         except SegxaiError as exc:
             if not keep_going:
@@ -98,7 +107,8 @@ def run_study(
             result.errors.append((str(source), str(exc)))
             continue
         result.rows.extend(rows)
-        result.curves.extend(curves)
+        result.curves.extend(scene.curves)
+        result.sanity_rows.extend(scene.sanity_rows)
         result.scenes.append(summary)
     result.forwards, result.deduplicated = scene.counter
     result.seconds = time.perf_counter() - t0
@@ -112,11 +122,13 @@ def _as_list(items: Any) -> list:
 class _SceneStudy:
     """Reads a scene's tiles (and mask) batch by batch and evaluates them."""
 
-    def __init__(self, net, info, cfg: StudyConfig, stats, bands, dev, random_net) -> None:
+    def __init__(self, net, info, cfg: StudyConfig, stats, bands, dev, randomizer) -> None:
         self.net, self.info, self.cfg, self.stats = net, info, cfg, stats
-        self.bands, self.dev, self.random_net = bands, dev, random_net
+        self.bands, self.dev, self.randomizer = bands, dev, randomizer
         self.tile = int(info.tile_size)
         self.counter = [0, 0]
+        self.sanity_rows: list[dict[str, Any]] = []
+        self.curves: list[dict[str, Any]] = []
 
     def run(self, source: RasterSource, mask: RasterSource | None, masks_given: bool, max_tiles, start):
         from segxai_cli.raster.reader import check_bands, open_raster, open_raster_quiet
@@ -125,30 +137,48 @@ class _SceneStudy:
         if masks_given and mask is None:
             raise InputError(f"{source}: no mask {source.stem}_mask.tif found in --masks")
         rows: list[dict[str, Any]] = []
-        curves: list[dict[str, Any]] = []
+        self.sanity_rows, self.curves = [], []
         skipped = 0
+        objects = self.objects = None
         with open_raster(source) as src:
             check_bands(src, self.bands)
             msk = open_raster_quiet(mask) if mask is not None else None
             try:
                 if msk is not None:
                     check_mask_grid(src, msk)
-                windows = list(TileGrid(src.width, src.height, self.tile, 0).windows())[:max_tiles]
+                if self.cfg.vector is not None:
+                    objects = self._objects(src, source)
+                    windows = [o.window for o in objects][:max_tiles]
+                else:
+                    windows = list(TileGrid(src.width, src.height, self.tile, 0).windows())[:max_tiles]
                 advance = start(source.name, len(windows), src.width * src.height / 1e6) if start else None
                 for s in range(0, len(windows), self.cfg.batch_size):
                     ids = list(range(s, min(s + self.cfg.batch_size, len(windows))))
-                    skipped += self._batch(src, msk, source, windows, ids, rows, curves)
+                    skipped += self._batch(src, msk, source, windows, ids, rows)
                     if advance:
                         advance(len(ids))
             finally:
                 if msk is not None:
                     msk.close()
         summary = {"scene": source.stem, "path": str(source), "mask": str(mask) if mask else None,
-                   "target_source": "ground_truth" if mask else "prediction",
+                   "target_source": "object" if objects is not None else ("ground_truth" if mask else "prediction"),
                    "tiles": len(windows), "skipped_nodata_tiles": skipped}
-        return [{k: r[k] for k in COLUMNS} for r in rows], summary, curves
+        if objects is not None:
+            summary["objects"] = len(windows)
+            summary["clipped_objects"] = sum(o.clipped for o in objects[: len(windows)])
+        return [{k: r[k] for k in COLUMNS} for r in rows], summary
 
-    def _batch(self, src, msk, source: RasterSource, windows, ids: list[int], rows: list, curves: list) -> int:
+    def _objects(self, src, source: RasterSource):
+        from segxai_cli.evaluation.objects import scene_objects
+        from segxai_cli.raster.regions import load_vector
+
+        self.vector = load_vector(self.cfg.vector, src, self.cfg.vector_layer)
+        objects = self.objects = scene_objects(self.vector, src.width, src.height, self.tile, self.cfg.feature_id)
+        if not objects:
+            raise InputError(f"{source}: no feature of {self.cfg.vector} overlaps the scene")
+        return objects
+
+    def _batch(self, src, msk, source: RasterSource, windows, ids: list[int], rows: list) -> int:
         """Evaluate the tiles ``ids``; returns how many were skipped (nothing valid to evaluate)."""
         from segxai_cli.raster.reader import read_window
         from segxai_cli.tiling.tiles import prepare_tiles
@@ -159,6 +189,11 @@ class _SceneStudy:
         if msk is not None:
             target, ignore = read_target(msk, wins, self.tile, self.cfg.target_class, self.dev)
             region = region & ~ignore
+        explain = None
+        if self.objects is not None:
+            from segxai_cli.evaluation.objects import object_targets
+
+            target = explain = torch.from_numpy(object_targets(self.vector, [self.objects[i] for i in ids], self.tile)).to(self.dev)
         keep = region.flatten(1).any(1)
         sel = keep.nonzero().flatten().tolist()
         if not sel:
@@ -166,17 +201,42 @@ class _SceneStudy:
         if len(sel) < len(ids):
             images, region, valid = images[sel], region[sel], valid[sel]
             target = target[sel] if target is not None else None
-        tiles = TileTensors(images, region, target, valid)
+            explain = explain[sel] if explain is not None else None
+        tiles = TileTensors(images, region, target, valid, explain)
+        out: dict[str, Any] = {}
         batch_curves: list[dict[str, Any]] = []
-        per_tile = evaluate_batch(self.net, tiles, self.cfg, self.cfg.target_class, self.stats, self.random_net,
-                                  self.counter, curves=batch_curves)
-        curves.extend({**c, "scene": source.stem, "tile": ids[sel[c["tile"]]]} for c in batch_curves)
-        for i, trows in zip(sel, per_tile):
+        per_tile = evaluate_batch(self.net, tiles, self.cfg, self.cfg.target_class, self.stats, None, self.counter,
+                                  maps_out=out if self.randomizer is not None else None, curves=batch_curves)
+        self.curves.extend({**c, "scene": source.stem, "tile": ids[sel[c["tile"]]]} for c in batch_curves)
+        per_sanity = self._sanity(tiles, out, [ids[i] for i in sel]) if self.randomizer is not None else [[] for _ in sel]
+        for i, trows, srows in zip(sel, per_tile, per_sanity):
             win = wins[i]
+            ident = {"scene": source.stem, "tile": ids[i], "object": self.objects[ids[i]].name if self.objects else None}
+            full = {(r["method"], r["layer"]): r["spearman"] for r in srows
+                    if r["test"] == "cascade" and r["step"] == len(self.randomizer.groups)} if srows else {}
             for r in trows:
-                rows.append({"scene": source.stem, "tile": ids[i], "row_off": int(win.row_off),
-                             "col_off": int(win.col_off), **r})
+                rows.append({**r, "row_off": int(win.row_off), "col_off": int(win.col_off), **ident,
+                             "target_source": "object" if self.objects else r["target_source"],
+                             "sanity_spearman": full.get((r["method"], r["layer"]), r["sanity_spearman"])})
+            self.sanity_rows.extend({**r, **ident} for r in srows)
         return len(ids) - len(sel)
+
+    def _sanity(self, tiles: TileTensors, out: dict[str, Any], tile_ids: list[int]) -> list[list[dict[str, Any]]]:
+        """The randomisation test of one batch (its last cascade step fills ``sanity_spearman``);
+        with ``sanity_tiles`` only on the scene's first tiles."""
+        from segxai_cli.evaluation.sanity import sanity_rows
+
+        limit = self.cfg.sanity_tiles
+        pick = [k for k, t in enumerate(tile_ids) if limit is None or t < limit]
+        per_tile: list[list[dict[str, Any]]] = [[] for _ in tile_ids]
+        if not pick:
+            return per_tile
+        idx = torch.tensor(pick, device=tiles.images.device)
+        maps = {layer: {m: v[idx] for m, v in ms.items()} for layer, ms in out["maps"].items()}
+        for k, rows in zip(pick, sanity_rows(self.randomizer, tiles.images[idx], maps, out["explain"][idx],
+                                             tiles.region[idx], self.cfg, self.cfg.target_class)):
+            per_tile[k] = rows
+        return per_tile
 
 
 def check_mask_grid(src, msk) -> None:

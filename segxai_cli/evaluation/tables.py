@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from segxai_cli.evaluation.config import MODE_NAMES
-from segxai_cli.evaluation.summary import BEST_RULE, LAYER_METRICS, layer_comparison
+from segxai_cli.evaluation.compare import BEST_RULE
+from segxai_cli.evaluation.summary import LAYER_METRICS, layer_comparison
 
 def _cell(v: Any, digits: int = 3) -> str:
     if isinstance(v, float | np.floating):
@@ -28,12 +29,13 @@ def _pm(r: dict[str, Any], m: str, digits: int = 3) -> str:
     return _cell(mean, digits) if math.isnan(std) else f"{_cell(mean, digits)} ± {_cell(std, digits)}"
 
 
-def overview_rows(summary: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line per method × layer × threshold with the headline metric of each mode."""
-    idx = {(r["method"], r["layer"], r["threshold"], r["mode"]): r for r in summary}
+def overview_rows(summary: Sequence[dict[str, Any]], x: str = "threshold") -> list[dict[str, Any]]:
+    """One line per method × layer × threshold (or ``x="budget"``) with the headline metric of each mode."""
+    summary = [r for r in summary if r.get(x) is not None]
+    idx = {(r["method"], r["layer"], r[x], r["mode"]): r for r in summary}
     seen, out = set(), []
     for r in summary:
-        k = (r["method"], r["layer"], r["threshold"])
+        k = (r["method"], r["layer"], r[x])
         if k in seen:
             continue
         seen.add(k)
@@ -72,19 +74,58 @@ def summary_tables(summary: Sequence[dict[str, Any]], title: str = "Faithfulness
     return a, b
 
 
-def best_table(best: Sequence[dict[str, Any]], mode: str, layer: str | None = None):
-    """The "best method for each threshold" table of one mode (and layer)."""
+def budget_table(summary: Sequence[dict[str, Any]], title: str = "Fixed pixel budgets"):
+    """M1/M2/M3 at fixed pixel budgets (mean over tiles, [95 % interval] of the M1 drop)."""
+    from rich.table import Table
+
+    t = Table(title=f"{title}: Phi = top budget of the counted pixels (mean over tiles)", title_justify="left")
+    for col in ("method", "layer", "budget", "M1 drop↑", "M1 95% CI", "M2 drop↓", "M3 entr↓", "n"):
+        t.add_column(col, justify="left" if col in ("method", "layer") else "right")
+    for o in overview_rows(summary, "budget"):
+        m1, m2, m3, r = o["M1"] or {}, o["M2"] or {}, o["M3"] or {}, o["any"]
+        lo, hi = m1.get("confidence_drop_ci_low", math.nan), m1.get("confidence_drop_ci_high", math.nan)
+        ci = f"{_cell(lo)}–{_cell(hi)}" if np.isfinite(lo) else "–"
+        t.add_row(o["method"], o["layer"], f"{o['threshold']:.0%}", _cell(m1.get("confidence_drop_mean", math.nan)), ci,
+                  _cell(m2.get("confidence_drop_mean", math.nan)), _cell(m3.get("entropy_mean", math.nan), 4), str(r["n"]))
+    return t
+
+
+def best_table(best: Sequence[dict[str, Any]], mode: str, layer: str | None = None, x: str = "threshold"):
+    """The "best method for each threshold" (or budget) table of one mode (and layer), with the
+    paired test against the runner-up ("≈ runner-up" when they are not distinguishable)."""
     from rich.table import Table
 
     metric, how = BEST_RULE[mode]
-    rows = [b for b in best if layer is None or b["layer"] == layer]
+    rows = [b for b in best if (layer is None or b["layer"] == layer) and b.get(x) is not None]
     where = f" @ {layer}" if layer else ""
-    t = Table(title=f"{mode} {MODE_NAMES[mode]}{where}: best method per threshold ({how} {metric})", title_justify="left")
-    for col in ("threshold", "method", "confidence", "entropy", "conf drop", "entr incr", "ΔIoU"):
-        t.add_column(col, justify="left" if col == "method" else "right")
+    t = Table(title=f"{mode} {MODE_NAMES[mode]}{where}: best method per {x} ({how} {metric})", title_justify="left")
+    for col in (x, "method", "confidence", "entropy", "ΔIoU", "runner-up", "diff [95% CI]", "p"):
+        t.add_column(col, justify="left" if col in ("method", "runner-up") else "right")
     for b in rows:
-        t.add_row(f"{b['threshold']:g}", b["method"], _cell(b["confidence"], 4), _cell(b["entropy"], 5),
-                  _cell(b["confidence_drop"]), _cell(b["entropy_increase"]), _cell(b["iou_change"]))
+        ru = b.get("runner_up") or "–"
+        if b.get("runner_up") and b.get("distinguishable") is False:
+            ru = f"≈ {ru}"
+        diff = "–" if b.get("diff") is None else f"{_cell(b['diff'], 4)} [{_cell(b['diff_ci_low'], 4)}, {_cell(b['diff_ci_high'], 4)}]"
+        t.add_row(f"{b[x]:g}" if x == "threshold" else f"{b[x]:.0%}", b["method"], _cell(b["confidence"], 4),
+                  _cell(b["entropy"], 5), _cell(b["iou_change"]), ru, diff,
+                  "–" if b.get("p_value") is None else _cell(b["p_value"], 4))
+    return t
+
+
+def verdict_table(verdicts: Sequence[dict[str, Any]]):
+    """The sanity check's verdict per method and layer."""
+    from rich.table import Table
+
+    thr = verdicts[0]["threshold"] if verdicts else math.nan
+    t = Table(title=f"Sanity check (cascading randomisation): pass if the 95 % upper bound of Spearman < {thr:g}",
+              title_justify="left")
+    for col in ("method", "layer", "Spearman [95% CI]", "SSIM", "HOG", "verdict", "least affected by"):
+        t.add_column(col, justify="left" if col in ("method", "layer", "verdict", "least affected by") else "right")
+    for v in verdicts:
+        t.add_row(v["method"], v["layer"],
+                  f"{_cell(v['spearman_mean'])} [{_cell(v['spearman_ci_low'])}, {_cell(v['spearman_ci_high'])}]",
+                  _cell(v["ssim_mean"]), _cell(v["hog_mean"]), v["verdict"],
+                  f"{v['least_affected_group']} ({_cell(v['least_affected_spearman'])})" if v["least_affected_group"] else "–")
     return t
 
 

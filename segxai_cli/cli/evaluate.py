@@ -68,6 +68,9 @@ def _study_command(sweep: bool):
         plot: Annotated[Optional[Path], typer.Option("--plot", help="PNG plot. Default: <output>.png.", show_default=False)] = None,
         best: Annotated[Optional[Path], typer.Option("--best", help="Best-method-per-threshold CSV (sweep only). Default: <output>_best.csv.", show_default=False)] = None,
         overwrite: O.Overwrite = False,
+        ray: O.Ray = None,
+        devices: O.Devices = None,
+        workers: O.Workers = None,
         quiet: O.Quiet = False,
         verbose: O.Verbose = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary and run metadata as JSON on stdout instead of tables.")] = False,
@@ -88,12 +91,21 @@ def _study_command(sweep: bool):
         bands = parse_bands(bidx)
         paths = report_paths(output, summary, plot, sweep, best)
         check_report_paths(paths, overwrite)
-        _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json)
+        workers_given = ray is not None or devices is not None or workers is not None
+        if workers_given:
+            from segxai_cli.workers import check_pool_options
+
+            check_pool_options(ray, devices, workers)
+            if device != "auto" and not (device == "cpu" and devices is None):
+                raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
+        pool = (ray, devices, workers) if workers_given else None
+        _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json, pool)
 
     return command
 
 
-def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool, quiet: bool, as_json: bool) -> None:
+def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool, quiet: bool, as_json: bool,
+         workers=None) -> None:
     import torch
 
     from segxai_cli.evaluation.report import jsonable, write_report
@@ -104,8 +116,13 @@ def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool
     scenes = scene_sources(inputs)
     prog = Progress("scene", quiet=quiet, unit="tile")
     try:
+        pool = None
+        if workers is not None:
+            from segxai_cli.workers import make_pool
+
+            pool = make_pool(*workers)
         result = run_study(scenes, masks, str(model) if model else None, config=cfg, bidx=bands, device=device,
-                           max_tiles=max_tiles, keep_going=True, progress=prog)
+                           max_tiles=max_tiles, keep_going=True, progress=prog, pool=pool)
     finally:
         prog.close()
     for scene, msg in result.errors:

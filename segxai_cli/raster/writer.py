@@ -76,8 +76,8 @@ class StreamingWriter:
     """Write a raster strip by strip, then publish it as a COG under its final name.
 
     Use as a context manager (temp files are removed if the block raises) or call :meth:`abort`.
-    A scene split across workers writes :class:`Piece`\ s instead (``open(rows=…)``, one per block);
-    the writer that publishes the output :meth:`adopt`\ s them and makes the COG from all of them.
+    A scene split across workers writes pieces (:class:`Piece`) instead (``open(rows=…)``, one per block);
+    the writer that publishes the output :meth:`adopt`-s them and makes the COG from all of them.
     """
 
     def __init__(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -77,6 +78,10 @@ class WorkerState:
             return "ok", describe(self.state) if describe else None
         except BaseException as exc:  # noqa: BLE001 - handed to the driver, which raises it
             return "error", portable(exc)
+
+    def placement(self) -> dict[str, Any]:
+        """Where this worker landed (its host, process and the GPUs it sees), for the driver's log."""
+        return {"host": socket.gethostname(), "pid": os.getpid(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
     def call(self, task: Task) -> tuple[str, Any]:
         try:

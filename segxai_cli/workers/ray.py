@@ -101,6 +101,7 @@ class RayPool(WorkerPool):
         self.owns_cluster = owns_cluster
         self.actors: list[Any] = [None] * len(self.slots)
         self.refs: dict[Any, int] = {}  # in-flight call → worker
+        self.placement: dict[int, dict] = {}
         self.setup: Optional[Setup] = None
         self.describe: Optional[Describe] = None
 
@@ -141,6 +142,9 @@ class RayPool(WorkerPool):
             self.close()
             raise
         self.unusable = set(range(len(self.slots))) - set(ready)
+        self.placement = dict(zip(ready, ray.get([self.actors[w].placement.remote() for w in ready])))
+        for wid, where in sorted(self.placement.items()):
+            log.info("%s on %s (pid %s, GPUs %s)", self.where(wid), where["host"], where["pid"], where["gpus"])
         return infos
 
     def _check_resources(self) -> None:

@@ -59,7 +59,7 @@ class SceneOutput:
 
     @property
     def writers(self) -> list:
-        """The :class:`~segxai_cli.raster.writer.StreamingWriter`\ s of this kind's rasters."""
+        """The :class:`~segxai_cli.raster.writer.StreamingWriter` objects of this kind's rasters."""
         return []
 
     def open(self, rows: "tuple[int, int] | None" = None) -> None:
@@ -69,7 +69,7 @@ class SceneOutput:
             w.open(rows)
 
     def pieces(self) -> list:
-        """A block's temp files, closed, to be :meth:`adopt`\ ed by the kind that publishes the scene."""
+        """A block's temp files, closed, to be adopted (:meth:`adopt`) by the kind that publishes the scene."""
         return [w.piece() for w in self.writers]
 
     def adopt(self, blocks: list) -> None:

@@ -409,7 +409,3 @@ def cog_problems(path: str | Path) -> list[str]:
                 problems.append(f"bad overview factor {f}")
     return problems
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -68,10 +68,13 @@ def test_local_cluster_listens_on_loopback_only():
             socket.create_connection((host, int(gcs.rsplit(":", 1)[1])), timeout=2).close()
 
 
-def test_gpu_workers_write_what_one_process_writes(data, tmp_path):
-    """Two workers each reserving one (simulated) GPU: Ray gives each its own; the outputs, records
-    and CSV rows equal the one-process run's (arrays byte for byte)."""
+def test_gpu_workers_retry_a_killed_workers_scene_and_write_what_one_process_writes(data, tmp_path, monkeypatch):
+    """Two workers each reserving one (simulated) GPU: Ray gives each its own. The first worker to
+    reach its 2nd batch is SIGKILLed mid-scene; that scene is retried on a worker, and the outputs,
+    records and CSV rows equal the one-process run's (arrays byte for byte)."""
     d, ckpt = data
+    monkeypatch.setenv("SEGXAI_FAULT", "compute@2:sigkill")
+    monkeypatch.setenv("SEGXAI_FAULT_ONCE", str(tmp_path / "fired"))
     pools = []
 
     def make_pool():
@@ -82,6 +85,7 @@ def test_gpu_workers_write_what_one_process_writes(data, tmp_path):
     run = explain_scenes(d / "scenes", out, ckpt, executor=PoolExecutor(make_pool))
     assert run.ok and run.counts()["done"] == 3
     assert sorted(p["gpus"] for p in pools[0].placement.values()) == ["0", "1"]
+    assert (tmp_path / "fired").exists() and pools[0].restarts == 1
     assert_same_outputs(d / "one", out, STEMS)
     timing = ("seconds", "megapixels_per_s")
     rows = [[{k: v for k, v in r.items() if k not in timing} for r in csv.DictReader((f / "segxai_scenes.csv").open())]
@@ -90,31 +94,17 @@ def test_gpu_workers_write_what_one_process_writes(data, tmp_path):
     assert leftovers(out) == []
 
 
-def test_worker_killed_mid_scene_is_retried(data, tmp_path, monkeypatch):
-    """Through the CLI: the first worker to reach its 2nd batch is SIGKILLed; its scene is retried
-    on another worker and every output is complete and equal to the one-process run's."""
+def test_scene_split_across_workers_equals_the_whole_scene(data, tmp_path):
+    """Through the CLI: one scene in three blocks of rows on two Ray workers."""
     from typer.testing import CliRunner
 
     from segxai_cli.cli.app import app
 
     d, ckpt = data
-    monkeypatch.setenv("SEGXAI_FAULT", "compute@2:sigkill")
-    monkeypatch.setenv("SEGXAI_FAULT_ONCE", str(tmp_path / "fired"))
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["explain", str(d / "scenes"), "-o", str(out), "-m", str(ckpt),
-                                      "--ray", "local", "--workers", "2", "-q"])
+    result = CliRunner().invoke(app, ["explain", str(d / "scenes" / "s0.tif"), "-o", str(out), "-m", str(ckpt),
+                                      "--ray", "local", "--workers", "2", "--split", "3", "-q"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "fired").exists()
-    assert_same_outputs(d / "one", out, STEMS)
-    assert leftovers(out) == []
-
-
-def test_scene_split_across_workers_equals_the_whole_scene(data, tmp_path):
-    d, ckpt = data
-    out = tmp_path / "out"
-    make_pool = lambda: RayPool([Slot("cpu", 1), Slot("cpu", 1)])  # noqa: E731
-    run = explain_scenes(d / "scenes" / "s0.tif", out, ckpt, executor=PoolExecutor(make_pool, split=3))
-    assert run.ok
     assert_same_outputs(d / "one", out, ["s0"], exact=False)
     assert leftovers(out) == []
 

@@ -90,8 +90,6 @@ def explain(
     executor = choose_executor(ray, devices, workers, split, progress)
     if executor.name != "local" and device != "auto" and not (device == "cpu" and devices is None):
         raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
-    if split is not None and per_feature:
-        raise UsageError("--split and --per-feature do not combine (features are small windows)")
     run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
                          overwrite=overwrite, skip_existing=skip_existing, progress=progress, executor=executor)
     summary = run.summary()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Optional, Union
 
+from segxai_cli.errors import UsageError
 from segxai_cli.explain.executors.base import Executor, Progress, RunPlan, attempt
 from segxai_cli.explain.options import ExplainOptions
 from segxai_cli.explain.results import SceneResult
@@ -113,6 +114,8 @@ class PoolExecutor(Executor):
         return self.info[1] if self.info else None
 
     def run(self, plan: RunPlan, sources: Sequence[RasterSource]) -> Iterator[SceneResult]:
+        if self.split not in (None, 1) and plan.options.region.per_feature:
+            raise UsageError("--split and --per-feature do not combine (features are small windows)")
         pool = self.make_pool()
         try:
             self.info = pool.start(partial(setup, plan), describe)[0]

@@ -32,14 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CACHE = Path(os.environ.get("SEGXAI_BENCH_CACHE", "/tmp/segxai_bench"))
 
 
-def scenes(n: int, size: int) -> list[Path]:
+def scenes(n: int, size: int) -> list:
+    from segxai_cli.raster.source import RasterSource
     from segxai_cli.synth import write_scenes
 
     folder = CACHE / f"scale_{n}x{size}"
     if not folder.is_dir() or len(list(folder.glob("scene_*[0-9].tif"))) < n:
         shutil.rmtree(folder, ignore_errors=True)
         list(write_scenes(folder, n, size, size, seed=3))
-    return sorted(p for p in folder.glob("scene_*.tif") if not p.stem.endswith("_mask"))[:n]
+    return [RasterSource.of(p) for p in sorted(folder.glob("scene_*.tif")) if not p.stem.endswith("_mask")][:n]
 
 
 def slots(args, n: int):
@@ -50,22 +51,45 @@ def slots(args, n: int):
     return [Slot("cpu", args.threads, cpus=args.threads) for _ in range(n)]
 
 
+def cpu_seconds(pids) -> float:
+    """User + system CPU time of these processes so far (/proc; this machine only)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class Clock:
-    """Wraps a pool so the moment every worker is ready is known."""
+    """Wraps a pool: when every worker is ready, and the CPU time its workers spent from then on
+    (a measure the other jobs on a shared machine do not inflate as much as wall-clock time)."""
 
     def __init__(self, pool) -> None:
-        self.pool, self.ready = pool, None
-        start = pool.start
+        self.pool, self.ready, self.cpu = pool, None, 0.0
+        start, close = pool.start, pool.close
 
         def timed(*a, **k):
             infos = start(*a, **k)
             self.ready = time.perf_counter()
+            self.cpu = -cpu_seconds(self.pids())
             return infos
 
-        pool.start = timed
+        def closing():
+            self.cpu += cpu_seconds(self.pids())
+            close()
+
+        pool.start, pool.close = timed, closing
+
+    def pids(self) -> list[int]:
+        if hasattr(self.pool, "procs"):
+            return [p.pid for p in self.pool.procs if p is not None]
+        return [w["pid"] for w in getattr(self.pool, "placement", {}).values()]
 
 
-def run_once(kind: str, n: int, args, inputs: list[Path]) -> dict:
+def run_once(kind: str, n: int, args, inputs: list) -> dict:
     import torch
 
     from segxai_cli.explain.executors.base import RunPlan
@@ -80,8 +104,9 @@ def run_once(kind: str, n: int, args, inputs: list[Path]) -> dict:
             torch.set_num_threads(args.threads)
             plan = RunPlan(args.model, opts, out)
             explainer = plan.explainer(None, "cuda:0" if args.device == "cuda" else "cpu")
-            ready = time.perf_counter()
+            ready, cpu0 = time.perf_counter(), time.process_time()
             results = [plan.scene(explainer, s, (i, len(inputs))) for i, s in enumerate(inputs, 1)]
+            cpu = time.process_time() - cpu0
         else:
             clocks = []
 
@@ -98,7 +123,7 @@ def run_once(kind: str, n: int, args, inputs: list[Path]) -> dict:
                 return pool
 
             results = list(PoolExecutor(make_pool).run(RunPlan(args.model, opts, out), inputs))
-            ready = clocks[0].ready
+            ready, cpu = clocks[0].ready, clocks[0].cpu
         end = time.perf_counter()
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -107,7 +132,7 @@ def run_once(kind: str, n: int, args, inputs: list[Path]) -> dict:
         raise SystemExit(f"{kind}x{n}: {bad[0]}")
     steady = end - ready
     return {"config": f"{kind}x{n}", "startup_s": ready - t0, "steady_s": steady,
-            "scenes_per_hour": len(inputs) / steady * 3600}
+            "scenes_per_hour": len(inputs) / steady * 3600, "worker_cpu_s_per_scene": cpu / len(inputs)}
 
 
 def main() -> None:
@@ -138,13 +163,14 @@ def main() -> None:
             r = run_once(kind, n, args, inputs)
             runs.setdefault(r["config"], []).append(r)
             print(json.dumps({"repeat": rep + 1, **r}), flush=True)
-    med = {c: {k: statistics.median(x[k] for x in rs) for k in ("startup_s", "steady_s", "scenes_per_hour")}
-           for c, rs in runs.items()}
+    keys = ("startup_s", "steady_s", "scenes_per_hour", "worker_cpu_s_per_scene")
+    med = {c: {k: statistics.median(x[k] for x in rs) for k in keys} for c, rs in runs.items()}
     print(f"\n{args.scenes} scenes {args.size}x{args.size}, {args.methods}, {args.device}, {args.threads} thread(s) "
           f"per worker, medians of {args.repeats}; load average now {os.getloadavg()[0]:.1f}")
-    print("| config | scenes/hour | steady s | start-up s |\n|---|---|---|---|")
+    print("| config | scenes/hour | steady s | start-up s | worker CPU s/scene |\n|---|---|---|---|---|")
     for c, m in med.items():
-        print(f"| {c} | {m['scenes_per_hour']:.0f} | {m['steady_s']:.1f} | {m['startup_s']:.1f} |")
+        print(f"| {c} | {m['scenes_per_hour']:.0f} | {m['steady_s']:.1f} | {m['startup_s']:.1f} "
+              f"| {m['worker_cpu_s_per_scene']:.2f} |")
     w = args.workers
     base = med["processes" + "x1"]["scenes_per_hour"]
     print(f"\nspeed-up processes x{w} / x1: {med[f'processesx{w}']['scenes_per_hour'] / base:.2f}")

@@ -234,3 +234,16 @@ def test_worker_processes_retry_a_killed_workers_scene(scenes, tiny_checkpoint, 
     assert leftovers(out) == []
     rows = list(csv.DictReader((out / "segxai_scenes.csv").open()))
     assert [r["scene"] for r in rows] == ["s0", "s1", "s2"]
+
+
+@pytest.mark.gpu
+def test_devices_all_runs_a_worker_per_gpu_like_one_process(scenes, tiny_checkpoint, tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    one, out = tmp_path / "one", tmp_path / "out"
+    explain_scenes(scenes, one, tiny_checkpoint, device="cuda:0")
+    run = explain_scenes(scenes, out, tiny_checkpoint, executor=choose_executor(devices="all"))
+    assert run.ok and run.counts()["done"] == 3
+    assert_same_outputs(one, out, ["s0", "s1", "s2"], exact=False)  # cuDNN picks its own algorithms per process

@@ -8,7 +8,7 @@ free actor while a fresh actor takes the dead one's place.
 
 Security: Ray runs whatever code reaches it. ``--ray local`` starts a private cluster whose every
 service listens on 127.0.0.1 only (checked after start: a non-loopback node address stops the run),
-with Ray's token authentication on (Ray's default for new clusters); nothing here ever starts a
+with Ray's token authentication on (``RAY_AUTH_MODE=token`` unless set otherwise); nothing here ever starts a
 cluster on another address. Real clusters are started by their operators (``ray start``, KubeRay)
 with token authentication (``RAY_AUTH_MODE=token``): see docs/scale.md.
 """
@@ -51,6 +51,7 @@ def start_local(num_cpus: Optional[int] = None, num_gpus: Optional[int] = None,
     so it is also set on Ray's constants in case Ray was imported earlier in this process.
     """
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default since 2.60; explicit for 2.52-2.59
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if cuda_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in cuda_devices)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -51,8 +52,9 @@ def start_local(num_cpus: Optional[int] = None, num_gpus: Optional[int] = None,
     so it is also set on Ray's constants in case Ray was imported earlier in this process.
     """
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default since 2.60; explicit for 2.52-2.59
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if "ray" not in sys.modules:  # Ray reads the mode when imported (a Ray app that imported it keeps its own)
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for new local clusters since 2.60
     if cuda_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in cuda_devices)
     import ray

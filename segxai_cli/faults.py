@@ -10,7 +10,8 @@ final name for the broken scene, and resumes to the same outputs. Actions:
 - ``sigint`` / ``sigterm`` / ``sighup`` / ``sigkill``: send that signal to the process itself.
 
 A point fires once per process (the first time it is reached), unless written ``<point>@N``
-(fires the N-th time).
+(fires the N-th time). With ``SEGXAI_FAULT_ONCE=<file>`` it fires only in the first process that
+creates that file: once across all the workers of a run (a worker killed once, its retry not).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import signal
 
 _ENV = "SEGXAI_FAULT"
+_ONCE = "SEGXAI_FAULT_ONCE"
 _seen: dict[str, int] = {}
 
 
@@ -47,7 +49,7 @@ def fault_point(name: str) -> None:
         return
     _seen[name] = _seen.get(name, 0) + 1
     nth, action = plan
-    if _seen[name] != nth:
+    if _seen[name] != nth or not _first_anywhere():
         return
     if action == "enospc":
         raise OSError(errno.ENOSPC, "No space left on device (injected at " + name + ")")
@@ -57,3 +59,15 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), getattr(signal, action.upper()))
         return
     raise ValueError(f"{_ENV}: unknown action {action!r}")
+
+
+def _first_anywhere() -> bool:
+    """True unless ``SEGXAI_FAULT_ONCE`` names a file that another process already created."""
+    marker = os.environ.get(_ONCE)
+    if not marker:
+        return True
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True

@@ -10,7 +10,9 @@ per layer spec (explain writes a band per method and layer, evaluate compares th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+import re
+from collections.abc import Mapping, Sequence
 from typing import Optional, Union
 
 from segxai_cli.errors import UsageError
@@ -76,10 +78,12 @@ def parse_bbox(value: Union[str, Sequence[float], None]) -> Optional[tuple[float
     return (x0, y0, x1, y1)
 
 
-def parse_shard(spec: Union[str, tuple, None]) -> Optional[tuple[int, int]]:
-    """``"K/N"`` (1-based: ``1/4`` … ``4/4``) → (K, N)."""
+def parse_shard(spec: Union[str, tuple, None], env: Optional[Mapping[str, str]] = None) -> Optional[tuple[int, int]]:
+    """``"K/N"`` (1-based: ``1/4`` … ``4/4``) → (K, N); ``"auto"``: the job array's (see :func:`scheduler_shard`)."""
     if spec is None:
         return None
+    if isinstance(spec, str) and spec.strip().lower() == "auto":
+        return scheduler_shard(os.environ if env is None else env)
     if isinstance(spec, tuple):
         k, n = spec
     else:
@@ -90,6 +94,81 @@ def parse_shard(spec: Union[str, tuple, None]) -> Optional[tuple[int, int]]:
     if not (n >= 1 and 1 <= k <= n):
         raise UsageError(f"--shard {k}/{n}: K must be between 1 and N")
     return int(k), int(n)
+
+
+SHARD_COUNT_VAR = "SEGXAI_SHARD_COUNT"  # the count where the scheduler gives only an index (Kubernetes)
+SCHEDULER_VARS = "SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX"
+
+
+def scheduler_shard(env: Mapping[str, str]) -> tuple[int, int]:
+    """``--shard auto``: this task's (K, N) from the job-array variables of Slurm, Kubernetes or AWS Batch.
+
+    Slurm numbers its tasks from ``SLURM_ARRAY_TASK_MIN`` in steps of ``SLURM_ARRAY_TASK_STEP`` (any
+    ``--array=a-b[:s]``); a Kubernetes Indexed Job gives only ``JOB_COMPLETION_INDEX`` (0-based), so its
+    count comes from ``SEGXAI_SHARD_COUNT`` (set it to the Job's ``completions``); AWS Batch gives
+    ``AWS_BATCH_JOB_ARRAY_INDEX`` (0-based) and ``AWS_BATCH_JOB_ARRAY_SIZE``.
+    """
+    def num(name: str) -> Optional[int]:
+        value = env.get(name)
+        if value is None or not str(value).strip():
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            raise UsageError(f"--shard auto: {name}={value!r} is not a number") from None
+
+    if num("SLURM_ARRAY_TASK_ID") is not None:
+        tid, lo, hi, count = (num(f"SLURM_ARRAY_TASK_{k}") for k in ("ID", "MIN", "MAX", "COUNT"))
+        step = num("SLURM_ARRAY_TASK_STEP") or 1
+        lo = 0 if lo is None else lo
+        count = count if count is not None else (None if hi is None else (hi - lo) // step + 1)
+        if count is None:
+            raise UsageError("--shard auto: SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT")
+        if (tid - lo) % step or hi is not None and (hi - lo) // step + 1 != count:
+            raise UsageError(f"--shard auto: Slurm array task {tid} is not on a regular --array=a-b[:step] "
+                             "(use such an array, or --shard K/N)")
+        return parse_shard(((tid - lo) // step + 1, count))
+    for index_var, count_var in (("JOB_COMPLETION_INDEX", SHARD_COUNT_VAR),
+                                 ("AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE")):
+        index = num(index_var)
+        if index is not None:
+            count = num(count_var) or num(SHARD_COUNT_VAR)
+            if count is None:
+                raise UsageError(f"--shard auto: {index_var} is set but not {count_var} "
+                                 "(set it to the number of tasks in the job)")
+            return parse_shard((index + 1, count))
+    raise UsageError(f"--shard auto: not in a job array (none of {SCHEDULER_VARS} is set); give --shard K/N")
+
+
+def parse_devices(spec: Union[str, Sequence[str], None]) -> Union[None, str, list[str]]:
+    """``--devices cuda:0,cuda:1`` → ``["cuda:0", "cuda:1"]``; ``all`` → ``"all"`` (every GPU, resolved later)."""
+    if spec is None:
+        return None
+    items = [p.strip().lower() for p in (spec.split(",") if isinstance(spec, str) else spec)]
+    if items == ["all"]:
+        return "all"
+    bad = [p for p in items if not re.fullmatch(r"cpu|cuda:\d+", p)]
+    if bad or not items:
+        raise UsageError(f"--devices {spec!r}: expected all, or devices like cuda:0,cuda:1 (or cpu)")
+    if len(set(items)) != len(items):
+        raise UsageError(f"--devices {spec!r}: a device is listed twice")
+    return items
+
+
+RAY_ADDRESS = re.compile(r"(ray://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}")
+
+
+def parse_ray_address(spec: Optional[str]) -> Optional[str]:
+    """``--ray local`` (a private cluster on this machine, loopback only), ``auto`` (the cluster of
+    ``RAY_ADDRESS`` or ``ray start`` here), or ``HOST:PORT`` / ``ray://HOST:PORT``."""
+    if spec is None:
+        return None
+    value = str(spec).strip()
+    if value.lower() in ("local", "auto"):
+        return value.lower()
+    if not RAY_ADDRESS.fullmatch(value):
+        raise UsageError(f"--ray {spec!r}: expected local, auto, HOST:PORT or ray://HOST:PORT")
+    return value
 
 
 def parse_thresholds(values: Union[str, Sequence[str], None]) -> Optional[list[float]]:

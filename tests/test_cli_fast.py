@@ -41,6 +41,7 @@ def run_cli(*args: str, cwd: Path | None = None) -> tuple[int, list[str], str]:
     ["--help"], ["--version"], ["explain", "--help"], ["evaluate", "--help"], ["threshold-sweep", "--help"],
     ["train", "--help"], ["layers", "--help"], ["info", "--help"], ["import", "--help"], ["synth", "--help"],
     ["report", "--help"],
+    ["merge", "--help"],
 ])
 def test_help_and_version_import_nothing_heavy(args):
     code, heavy, _ = run_cli(*args)
@@ -73,6 +74,14 @@ TYPOS = [
     (["--shard", "x"], "--shard"),
     (["--overwrite", "--skip-existing"], "not both"),
     (["--region-mask", "m.tif", "--bbox", "0,0,1,1"], "at most one region"),
+    (["--shard", "auto"], "not in a job array"),
+    (["--ray", "scenes/"], "--ray"),
+    (["--devices", "gpu0"], "--devices"),
+    (["--workers", "0"], "--workers"),
+    (["--workers", "2", "--devices", "cpu"], "--workers"),
+    (["--split", "2"], "--split"),
+    (["--workers", "2", "--split", "many"], "--split"),
+    (["--workers", "2", "--device", "cuda:0"], "--device"),
 ]
 
 
@@ -96,6 +105,8 @@ def test_explain_typos_fail_before_anything_heavy(tmp_path, scene, extra, messag
     ("evaluate", ["--bootstrap", "10"], "--bootstrap"),
     ("evaluate", ["--sanity", "--sanity-threshold", "1.5"], "--sanity-threshold"),
     ("evaluate", ["--feature-id", "name"], "--feature-id needs --vector"),
+    ("evaluate", ["--workers", "0"], "--workers"),
+    ("threshold-sweep", ["--ray", "here"], "--ray"),
 ])
 def test_study_typos_fail_before_anything_heavy(tmp_path, scene, cmd, extra, message):
     code, heavy, err = run_cli(cmd, str(scene), "-o", str(tmp_path / "r.csv"), *extra)

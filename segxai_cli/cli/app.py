@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
 from segxai_cli._version import __version__
-from segxai_cli.cli import evaluate, explain, import_model, info, layers, report, synth, train
+from segxai_cli.cli import evaluate, explain, import_model, info, layers, merge, report, synth, train
 from segxai_cli.errors import SegxaiError
 
 
@@ -108,7 +108,7 @@ def _root(
     """Explain semantic-segmentation models on georeferenced imagery."""
 
 
-for _module in (explain, evaluate, report, train, layers, info, import_model, synth):
+for _module in (explain, evaluate, report, train, layers, info, import_model, synth, merge):
     _module.register(app)
 
 

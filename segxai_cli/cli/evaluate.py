@@ -76,6 +76,9 @@ def _study_command(sweep: bool):
         best: Annotated[Optional[Path], typer.Option("--best", help="Best-method-per-threshold CSV (sweep only). Default: <output>_best.csv.", show_default=False)] = None,
         overwrite: O.Overwrite = False,
         report: O.Report = False,
+        ray: O.Ray = None,
+        devices: O.Devices = None,
+        workers: O.Workers = None,
         quiet: O.Quiet = False,
         verbose: O.Verbose = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary and run metadata as JSON on stdout instead of tables.")] = False,
@@ -96,6 +99,14 @@ def _study_command(sweep: bool):
             feature_id=feature_id,
         ).validate()
         bands = parse_bands(bidx)
+        workers_given = ray is not None or devices is not None or workers is not None
+        if workers_given:
+            from segxai_cli.workers import check_pool_options
+
+            check_pool_options(ray, devices, workers)
+            if device != "auto" and not (device == "cpu" and devices is None):
+                raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
+        pool = (ray, devices, workers) if workers_given else None
         from segxai_cli.evaluation.run import scene_sources
 
         scenes = scene_sources(inputs)
@@ -103,7 +114,7 @@ def _study_command(sweep: bool):
                              paired=len(cfg.methods) > 1, scenes=len(scenes) > 1, sanity=cfg.sanity,
                              curves=cfg.curve_steps > 0)
         check_report_paths(paths, overwrite)
-        failed = _run(scenes, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json)
+        failed = _run(scenes, masks, model, cfg, bands, device, max_tiles, paths, sweep, quiet, as_json, pool)
         if report:
             from segxai_cli.report import build_report
 
@@ -116,7 +127,8 @@ def _study_command(sweep: bool):
     return command
 
 
-def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool, quiet: bool, as_json: bool) -> bool:
+def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool, quiet: bool, as_json: bool,
+         workers=None) -> bool:
     """Run the study and write its files; True when some scene failed."""
     import torch
 
@@ -128,8 +140,13 @@ def _run(inputs, masks, model, cfg, bands, device, max_tiles, paths, sweep: bool
     scenes = inputs
     prog = Progress("scene", quiet=quiet, unit="tile")
     try:
+        pool = None
+        if workers is not None:
+            from segxai_cli.workers import make_pool
+
+            pool = make_pool(*workers)
         result = run_study(scenes, masks, str(model) if model else None, config=cfg, bidx=bands, device=device,
-                           max_tiles=max_tiles, keep_going=True, progress=prog)
+                           max_tiles=max_tiles, keep_going=True, progress=prog, pool=pool)
     finally:
         prog.close()
     for scene, msg in result.errors:

@@ -10,6 +10,7 @@ import typer
 
 from segxai_cli.cli import options as O
 from segxai_cli.cli.console import Progress, setup_logging
+from segxai_cli.errors import UsageError
 
 HELP = """Explain a segmentation model on GeoTIFF scenes: a saliency COG (one band per method), a class COG, QGIS styles and a record per scene, plus a run manifest and CSV.
 
@@ -33,7 +34,9 @@ Outputs in OUTDIR for input <stem>.tif:
 Examples:
   segxai explain sample_tiles/scene_01.tif -o out/
   segxai explain scenes/ -o out/ --method gradcam,hirescam --skip-existing
-  segxai explain 'scenes/**/*.tif' -o out/ --shard $SLURM_ARRAY_TASK_ID/8 --skip-existing
+  segxai explain 'scenes/**/*.tif' -o out/ --shard auto --skip-existing   (in a Slurm/Kubernetes/AWS Batch array)
+  segxai explain scenes/ -o out/ --devices all          (a worker per GPU of this machine)
+  segxai explain scenes/ -o out/ --ray auto --devices all --split auto   (a Ray cluster; huge mosaics split)
   segxai explain scene.tif -o out/ --vector buildings.gpkg
   segxai explain sample_tiles/ -o out/ --method gradcam,hirescam,scorecam --report
 """
@@ -71,12 +74,17 @@ def explain(
     report: O.Report = False,
     overwrite: O.Overwrite = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose outputs are complete; redo incomplete ones (reruns, cron).")] = False,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only the K-th of N deterministic parts of the sorted inputs (K from 1).", show_default=False)] = None,
+    shard: Annotated[Optional[str], typer.Option("--shard", help="K/N: only the K-th of N deterministic parts of the sorted inputs (K from 1); auto: this task's part of a Slurm, Kubernetes (JOB_COMPLETION_INDEX + SEGXAI_SHARD_COUNT) or AWS Batch job array.", show_default=False)] = None,
+    ray: O.Ray = None,
+    devices: O.Devices = None,
+    workers: O.Workers = None,
+    split: Annotated[Optional[str], typer.Option("--split", metavar="N", help="Cut each scene into N blocks of rows explained by different workers (one mosaic larger than a worker), or auto: every worker on scenes of 400+ megapixels. Needs --workers, --devices or --ray.", show_default=False)] = None,
     json_out: O.Json = False,
     verbose: O.Verbose = 0,
     quiet: O.Quiet = False,
 ) -> None:
     setup_logging(verbose, quiet)
+    from segxai_cli.explain.executors import choose_executor
     from segxai_cli.explain.options import resolve_options
     from segxai_cli.explain.run import explain_scenes
 
@@ -87,9 +95,12 @@ def explain(
         clip_to_region=clip_to_region, per_feature=per_feature, feature_id=feature_id, compress=compress,
         quicklook=quicklook,
     )
+    progress = Progress("scene", quiet=quiet, unit="window")
+    executor = choose_executor(ray, devices, workers, split, progress)
+    if executor.name != "local" and device != "auto" and not (device == "cpu" and devices is None):
+        raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
     run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
-                         overwrite=overwrite, skip_existing=skip_existing,
-                         progress=Progress("scene", quiet=quiet, unit="window"))
+                         overwrite=overwrite, skip_existing=skip_existing, progress=progress, executor=executor)
     summary = run.summary()
     if report and run.csv is not None:
         from segxai_cli.report import build_report

@@ -36,3 +36,14 @@ BatchSize = Annotated[Optional[int], typer.Option(
     "--batch-size", metavar="N", help="Tiles per batch. Default: 16 on CUDA, 4 on CPU.", show_default=False)]
 Report = Annotated[bool, typer.Option(
     "--report", help="Also write report.html in the output folder (see `segxai report`).")]
+Ray = Annotated[Optional[str], typer.Option(
+    "--ray", metavar="ADDRESS", help="Run the scenes on Ray workers (pip install 'segxai[ray]'): local (a private cluster "
+    "on 127.0.0.1 for this run), auto (the running cluster: RAY_ADDRESS, or `ray start` on this machine) or "
+    "HOST:PORT / ray://HOST:PORT. One worker per GPU (or per --workers CPU slot), each loading the model once.",
+    show_default=False)]
+Devices = Annotated[Optional[str], typer.Option(
+    "--devices", metavar="DEVICES", help="One worker process per device, each loading the model once: cuda:0,cuda:1,… "
+    "or all (every GPU here; with --ray, every GPU of the cluster).", show_default=False)]
+Workers = Annotated[Optional[int], typer.Option(
+    "--workers", metavar="N", help="N CPU workers (processes, or Ray actors with --ray), the cores shared among them, "
+    "each loading the model once.", show_default=False)]

@@ -62,41 +62,27 @@ def run_study(
     max_tiles: int | None = None,
     keep_going: bool = False,
     progress: Progress | None = None,
+    pool: Any = None,
 ) -> StudyResult:
     """Run the study over scenes; see :func:`evaluate_scenes`. ``keep_going`` collects per-scene errors.
 
     ``progress(index, count, scene name, tiles, megapixels)`` is called when a scene starts and returns
-    a callback taking the number of tiles done (the same protocol as explain's).
+    a callback taking the number of tiles done (the same protocol as explain's). ``pool``: a
+    :class:`~segxai_cli.workers.pool.WorkerPool` whose workers each load the model and study whole
+    scenes; their rows are merged in the order of the inputs, so the report is the same as here.
     """
-    from segxai_cli.device import resolve_device
-    from segxai_cli.model.checkpoint import load_model, require_band_stats
-    from segxai_cli.model.layers import resolve_layer
-
     t0 = time.perf_counter()
     cfg = (config or StudyConfig()).validate()
     sources = scene_sources(inputs)
     if max_tiles is not None and max_tiles < 1:
         raise UsageError(f"--max-tiles {max_tiles}: must be at least 1")
     mask_map = match_masks(sources, _as_list(masks)) if masks is not None else {s: None for s in sources}
-    dev = resolve_device(device)
-    net, info = load_model(model, dev)
-    cfg.target_class, _ = info.resolve_class(cfg.target_class)
-    for layer in cfg.layers:
-        for name in layer.split("+"):
-            resolve_layer(net, name)
-    stats = require_band_stats(info)
-    bands = list(bidx) if bidx else list(info.bands)
-    if len(bands) != info.in_channels:
-        raise UsageError(f"-b/--bidx: {len(bands)} band(s) selected but the model takes {info.in_channels}")
-    randomizer = None
-    result = StudyResult(model={"file": info.path, "sha256": info.sha256, "arch": info.label})
-    if cfg.sanity:
-        from segxai_cli.evaluation.sanity import Randomizer
-
-        randomizer = Randomizer(net, cfg.seed)
-        result.sanity_groups = [{"step": i + 1, "group": g.name, "modules": len(g.modules), "parameters": randomizer.params(i)}
-                                for i, g in enumerate(randomizer.groups)]
-    scene = _SceneStudy(net, info, cfg, stats, bands, dev, randomizer)
+    if pool is not None:
+        result = _run_pooled(pool, sources, mask_map, masks is not None, model, cfg, bidx, max_tiles, keep_going, progress)
+        result.seconds = time.perf_counter() - t0
+        return result
+    scene = study_setup(model, cfg, bidx, device)
+    result = StudyResult(model=scene.model, sanity_groups=scene.sanity_groups)
     for i, source in enumerate(sources, 1):
         try:
             rows, summary = scene.run(source, mask_map[source], masks is not None, max_tiles,
@@ -118,6 +104,78 @@ def run_study(
 def _as_list(items: Any) -> list:
     return [items] if isinstance(items, (str, RasterSource)) or hasattr(items, "__fspath__") else list(items)
 
+def study_setup(model: Any, cfg: StudyConfig, bidx: Sequence[int] | None, device: Any) -> "_SceneStudy":
+    """Load the model and check the options against it (the class is resolved in ``cfg``)."""
+    from segxai_cli.device import resolve_device
+    from segxai_cli.model.checkpoint import load_model, require_band_stats
+    from segxai_cli.model.layers import resolve_layer
+
+    dev = resolve_device(device)
+    net, info = load_model(model, dev)
+    cfg.target_class, _ = info.resolve_class(cfg.target_class)
+    for layer in cfg.layers:
+        for name in layer.split("+"):
+            resolve_layer(net, name)
+    stats = require_band_stats(info)
+    bands = list(bidx) if bidx else list(info.bands)
+    if len(bands) != info.in_channels:
+        raise UsageError(f"-b/--bidx: {len(bands)} band(s) selected but the model takes {info.in_channels}")
+    randomizer = None
+    if cfg.sanity:
+        from segxai_cli.evaluation.sanity import Randomizer
+
+        randomizer = Randomizer(net, cfg.seed)
+    return _SceneStudy(net, info, cfg, stats, bands, dev, randomizer)
+
+
+def _describe(study: "_SceneStudy") -> tuple[Any, dict, list]:
+    return study.cfg.target_class, study.model, study.sanity_groups
+
+
+def study_task(study: "_SceneStudy", source: RasterSource, mask, masks_given: bool, max_tiles, attempt: int = 1):
+    """One scene on a worker → its rows, summary, forwards taken, curves and sanity rows."""
+    before = list(study.counter)
+    rows, summary = study.run(source, mask, masks_given, max_tiles, None)
+    return rows, summary, [a - b for a, b in zip(study.counter, before)], study.curves, study.sanity_rows
+
+
+def _run_pooled(pool, sources, mask_map, masks_given, model, cfg, bidx, max_tiles, keep_going, progress) -> StudyResult:
+    """Scenes as tasks on the pool's workers; results kept in the order of the inputs."""
+    from functools import partial
+
+    from segxai_cli.workers.pool import Task
+
+    try:
+        cfg.target_class, model_info, groups = pool.start(partial(study_setup, model, cfg, bidx), _describe)[0]
+        ticks: dict[int, Any] = {}
+        if progress is not None:
+            pool.on_dispatch = lambda t: ticks.setdefault(t.key, progress(t.key + 1, len(sources), sources[t.key].name, 1, 0.0))
+        for i, source in enumerate(sources):
+            pool.submit(Task(i, study_task, (source, mask_map[source], masks_given, max_tiles)))
+        done = {}
+        for d in pool.results():
+            done[d.task.key] = d
+            if d.task.key in ticks:
+                ticks.pop(d.task.key)(1)
+            if d.error is not None and not (keep_going and isinstance(d.error, SegxaiError)):
+                raise d.error
+    finally:
+        pool.close()
+    result = StudyResult(model=model_info, sanity_groups=groups)
+    for i, source in enumerate(sources):
+        if done[i].error is not None:
+            result.errors.append((str(source), str(done[i].error)))
+            continue
+        rows, summary, counter, curves, sanity = done[i].value
+        result.rows.extend(rows)
+        result.scenes.append(summary)
+        result.curves.extend(curves)
+        result.sanity_rows.extend(sanity)
+        result.forwards += counter[0]
+        result.deduplicated += counter[1]
+    return result
+
+
 
 class _SceneStudy:
     """Reads a scene's tiles (and mask) batch by batch and evaluates them."""
@@ -129,6 +187,9 @@ class _SceneStudy:
         self.counter = [0, 0]
         self.sanity_rows: list[dict[str, Any]] = []
         self.curves: list[dict[str, Any]] = []
+        self.model = {"file": info.path, "sha256": info.sha256, "arch": info.label}
+        self.sanity_groups = ([{"step": i + 1, "group": g.name, "modules": len(g.modules), "parameters": randomizer.params(i)}
+                               for i, g in enumerate(randomizer.groups)] if randomizer is not None else [])
 
     def run(self, source: RasterSource, mask: RasterSource | None, masks_given: bool, max_tiles, start):
         from segxai_cli.raster.reader import check_bands, open_raster, open_raster_quiet

@@ -94,6 +94,7 @@ class SceneStats:
     minimum: list[float] = field(default_factory=list)  # per saliency band, raw blended values
     maximum: list[float] = field(default_factory=list)
     mean_raw: list[float] = field(default_factory=list)
+    sum_raw: list[float] = field(default_factory=list)  # float64 sums: blocks of a split scene merge exactly
     clipped: bool = False  # maps are zero outside the region, statistics are over the region
     counted_pixels: int = 0  # pixels the saliency statistics are over (valid, or in the region)
     seconds: float = 0.0
@@ -201,25 +202,40 @@ class _RunningStats:
         stats.minimum = [float(v) if n else nan for v in lo]
         stats.maximum = [float(v) if n else nan for v in hi]
         stats.mean_raw = [float(v) / n if n else nan for v in sm]
+        stats.sum_raw = [float(v) for v in sm]
 
 
 class ScenePipeline:
-    """One scene through the engine; :meth:`run` streams finished strips to the sink."""
+    """One scene through the engine; :meth:`run` streams finished strips to the sink.
+
+    ``rows=(y0, y1)``: only those scene rows (a block of a scene split across workers). The windows
+    that touch them are computed — those above ``y0`` too, so every row blends exactly the windows
+    it blends in a whole-scene run — but only rows ``y0 .. y1`` are emitted, and the statistics and
+    tile counts are theirs (a window counts in the block that holds its top row).
+    """
 
     def __init__(self, source: RasterSource, adapter: ModelAdapter, cfg: PipelineConfig, width: int, height: int,
                  region: Optional[RegionSource] = None, sink: Optional[Sink] = None,
-                 progress: Optional[Callable[[int], None]] = None) -> None:
+                 progress: Optional[Callable[[int], None]] = None, rows: Optional[tuple[int, int]] = None) -> None:
         self.source, self.adapter, self.cfg = source, adapter, cfg
         self.region, self.progress = region, progress
         self.width, self.height = width, height
         self.grid = TileGrid(width, height, cfg.tile, cfg.overlap)
+        self.rows = rows
+        y0, y1 = rows or (0, height)
+        tops = [r for r in self.grid.rows if r < y1 and r + min(cfg.tile, height - r) > y0]
         dev = cfg.device
         self.weights = BlendWeights(self.grid.rows, self.grid.cols, cfg.tile, height, width, dev, flat=cfg.blend == "flat")
-        self.acc = StripAccumulator(width, height, cfg.bands + cfg.n_classes, cfg.tile, cfg.block, dev,
-                                    track_region=cfg.clip and region is not None)
+        self.acc = StripAccumulator(width, min(height, tops[-1] + cfg.tile), cfg.bands + cfg.n_classes, cfg.tile,
+                                    cfg.block, dev, track_region=cfg.clip and region is not None, start=tops[0])
         self.running = _RunningStats(cfg.bands, dev)
-        self.stats = SceneStats(width=width, height=height, tiles=len(self.grid))
+        owned = sum(y0 <= r < y1 for r in self.grid.rows) * len(self.grid.cols)
+        self.stats = SceneStats(width=width, height=height, tiles=owned)
         self.writer = _Writer(sink) if sink is not None else None
+
+    def owns(self, row_off: int) -> bool:
+        """Whether a window (by its top row) counts in this run's statistics."""
+        return self.rows is None or self.rows[0] <= row_off < self.rows[1]
 
     # ---------------------------------------------------------------- compute one batch
     def compute(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -249,13 +265,19 @@ class ScenePipeline:
             maps += [m[name] for name in cfg.methods]
             logits = lg if logits is None else logits
         used = region if region is not None else predicted_class(logits, cfg.target_class)
-        self.running.empty += (~(used & valid).flatten(1).any(1)).sum()
+        empty = ~(used & valid).flatten(1).any(1)
+        if self.rows is not None:
+            tops = [int(e.window.row_off) for e in batch.entries if e.index >= 0]
+            empty &= torch.tensor([self.owns(r) for r in tops], device=dev)
+        self.running.empty += empty.sum()
         return torch.cat([torch.stack(maps, 1), class_probs(logits)], 1), valid
 
     # ---------------------------------------------------------------- finished strips
     def emit(self, strips: list[Strip]) -> None:
         M = self.cfg.bands
         for s in strips:
+            if self.rows is not None and (s := s.crop(*self.rows)) is None:
+                continue
             valid = s.valid
             computed = s.computed & valid
             sal, probs = s.sums[:M], s.sums[M:]
@@ -279,17 +301,18 @@ class ScenePipeline:
                 if row >= 0:
                     self.emit(self.acc.advance(r0))
                 row = r0
+            owned = self.owns(r0)
             if e.index >= 0:
                 self.acc.add(r0, c0, values[e.index, :, :h, :w], self.weights.window(r0, c0))
                 self.acc.mark_valid(r0, c0, valid[e.index, :h, :w])
                 if self.acc.region is not None:
                     self.acc.mark_region(r0, c0, batch.region[e.index, :h, :w])
-                self.stats.tiles_computed += 1
+                self.stats.tiles_computed += owned
             elif e.valid is not None:
                 self.acc.mark_valid(r0, c0, torch.from_numpy(e.valid))
-                self.stats.tiles_outside_region += 1
+                self.stats.tiles_outside_region += owned
             else:
-                self.stats.tiles_nodata += 1
+                self.stats.tiles_nodata += owned
         if self.progress is not None:
             self.progress(len(batch.entries))
         return row
@@ -300,7 +323,7 @@ class ScenePipeline:
         stop = threading.Event()
         q: "queue.Queue[Any]" = queue.Queue(maxsize=max(1, self.cfg.prefetch))
         reader = Reader(self.source, self.grid, self.cfg.bidx, self.cfg.batch_size, self.region, q, stop,
-                        pin=self.cfg.device.type == "cuda")
+                        pin=self.cfg.device.type == "cuda", rows=self.rows)
         row = -1
         try:
             reader.start()

@@ -54,12 +54,13 @@ class Reader(threading.Thread):
 
     def __init__(self, source: RasterSource, grid: TileGrid, bidx: Sequence[int], batch_size: int,
                  region: Optional[RegionSource], out: "queue.Queue[Any]", stop: threading.Event,
-                 pin: bool = False) -> None:
+                 pin: bool = False, rows: Optional[tuple[int, int]] = None) -> None:
         super().__init__(name="segxai-reader", daemon=True)
         self.source, self.grid, self.region = source, grid, region
         self.bidx, self.batch_size, self.tile = list(bidx), int(batch_size), int(grid.tile)
         self.out, self.stop = out, stop
         self.pin = pin
+        self.rows = rows  # only the windows touching these scene rows (a block of a split scene)
 
     def _put(self, item: Any) -> bool:
         while not self.stop.is_set():
@@ -86,7 +87,7 @@ class Reader(threading.Thread):
     def _read_all(self, src, reg: Optional[RegionSource]) -> bool:
         entries: list[Entry] = []
         tiles: list[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]] = []
-        for win in self.grid.windows():
+        for win in self.grid.windows(self.rows):
             if self.stop.is_set():
                 return False
             fault_point("read")

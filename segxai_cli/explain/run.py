@@ -8,6 +8,7 @@ model are imported only once there is work to do. The scenes themselves are run 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from segxai_cli.raster.source import RasterSource
 log = logging.getLogger("segxai")
 
 ModelArg = Union[None, str, Path, tuple]
+SUMMARY_EVERY_S = 60.0  # the manifest and CSV are rebuilt this often while scenes finish, and at the end
 
 
 def explain_scenes(
@@ -54,8 +56,10 @@ def explain_scenes(
 
     An input that fails (user error or not) is logged and recorded as failed; the others are still
     processed (check :attr:`RunResult.ok`). ``shard=(K, N)`` or ``"K/N"`` keeps every N-th input of
-    the sorted list starting at the K-th (1-based), for job arrays or several machines. With
-    ``keep_going=False`` the first failure raises instead.
+    the sorted list starting at the K-th (1-based), for job arrays or several machines (``"auto"``:
+    the job array's, see :func:`~segxai_cli.options.scheduler_shard`). With ``keep_going=False`` the
+    first failure raises instead. ``executor``: where the scenes run (default: this process; see
+    :func:`~segxai_cli.explain.executors.choose_executor` for workers and Ray).
     """
     t0 = time.time()
     if overwrite and skip_existing:
@@ -76,13 +80,22 @@ def explain_scenes(
             results.append(failure)
     executor = executor or LocalExecutor(progress)
     plan = RunPlan(model, opts, outdir, overwrite, skip_existing, keep_going)
+
+    def summary():
+        return write_run_summary(outdir, results, executor.bound_options or opts, executor.model_record, t0, shard_t,
+                                 [str(i) for i in inputs])
+
     if checked:
+        last = time.monotonic()
         for r in executor.run(plan, checked):
             results.extend(r.parts or [r])  # a per-feature input counts as its features
+            if time.monotonic() - last >= SUMMARY_EVERY_S:  # a killed driver's run resumes with --skip-existing
+                with contextlib.suppress(SegxaiError):  # the final summary reports errors
+                    summary()
+                last = time.monotonic()
     run = RunResult(results, outdir, seconds=time.time() - t0)
     try:
-        run.manifest, run.csv = write_run_summary(outdir, results, executor.bound_options or opts,
-                                                  executor.model_record, t0, shard_t, [str(i) for i in inputs])
+        run.manifest, run.csv = summary()
     except SegxaiError as exc:
         log.error("%s", exc)
         run.scenes.append(SceneResult(RasterSource.of(outdir), "failed", error=str(exc)))

@@ -94,28 +94,39 @@ class Explainer:
                 return result
             scene, region = self._open(source, outdir, result, region)
             outputs = [kind(scene) for kind in SCENE_OUTPUTS]
-            committed: list[Path] = []
             try:
                 stats = self._compute(scene, region, outputs, position)
-                for out in outputs:
-                    result.published.update(out.finalize(stats))
-                for out in outputs:
-                    committed += out.commit()
-                result.mean_saliency = result.published.pop("mean_saliency", {})
-                result.stats = stats
-                result.seconds = time.perf_counter() - t0
-                self._record(paths, source, result, scene)
             except BaseException:
                 for out in outputs:
                     out.abort()
-                for p in committed:
-                    p.unlink(missing_ok=True)
                 raise
+            self.publish(scene, outputs, stats, result, t0)
         if stats.tiles_empty_region:
             log.info("%s: %d tile(s) had an empty target region (zero saliency there)", source, stats.tiles_empty_region)
         log.info("%s: %d tiles (%d computed) in %.1f s, %.2f MP/s -> %s", source, stats.tiles, stats.tiles_computed,
                  result.seconds, result.megapixels_per_s or 0.0, paths.saliency)
         return result
+
+    def publish(self, scene: SceneContext, outputs: list, stats, result: SceneResult, t0: float) -> None:
+        """Finalize every output, commit them all, write the record; a failure undoes all of it."""
+        committed: list[Path] = []
+        try:
+            if stats.valid_pixels == 0:
+                raise InputError(f"{scene.source}: no valid pixels (the scene is entirely nodata); nothing written")
+            for out in outputs:
+                result.published.update(out.finalize(stats))
+            for out in outputs:
+                committed += out.commit()
+            result.mean_saliency = result.published.pop("mean_saliency", {})
+            result.stats = stats
+            result.seconds = time.perf_counter() - t0
+            self._record(result.outputs, scene.source, result, scene)
+        except BaseException:
+            for out in outputs:
+                out.abort()
+            for p in committed:
+                p.unlink(missing_ok=True)
+            raise
 
     def _existing(self, paths: OutputPaths, result: SceneResult, overwrite: bool, skip_existing: bool) -> bool:
         """Refuse / skip complete / redo incomplete outputs; True when the scene is skipped."""
@@ -149,8 +160,10 @@ class Explainer:
         except OSError as exc:
             raise write_error(paths.record, exc) from None
 
-    def _open(self, source: RasterSource, outdir: Path, result: SceneResult, region: Optional[RegionSource]):
-        """Open and check the input; → the scene as the outputs see it, and its region reader."""
+    def _open(self, source: RasterSource, outdir: Path, result: SceneResult, region: Optional[RegionSource],
+              with_region: bool = True):
+        """Open and check the input; → the scene as the outputs see it, and its region reader (unless
+        ``with_region`` is False: publishing the blocks of a split scene needs none)."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NoCRSWarning)
             src = open_raster(source)
@@ -158,26 +171,27 @@ class Explainer:
             _warn(result, str(w.message), w.category)
         with src:
             self._check_scene(src, source, result)
-            region = region if region is not None else self._region(src, source, result)
+            if region is None and with_region:
+                region = self._region(src, source, result)
             scene = SceneContext(source, outdir, self.info, self.opts, src.width, src.height, src.crs, src.transform)
         return scene, region
 
-    def _compute(self, scene: SceneContext, region, outputs, position: tuple[int, int]):
-        """Open the outputs and stream the pipeline's strips into them; → the scene statistics."""
+    def _compute(self, scene: SceneContext, region, outputs, position: tuple[int, int] = (1, 1),
+                 rows: Optional[tuple[int, int]] = None):
+        """Open the outputs and stream the pipeline's strips into them; → the scene statistics.
+        ``rows=(y0, y1)``: only those rows, into pieces (a block of a split scene: explain/split.py)."""
 
         def sink(row0, saliency, prediction) -> None:
             for out in outputs:
                 out.write(row0, saliency, prediction)
 
-        pipe = ScenePipeline(scene.source, self.adapter, self.pipeline_config(), scene.width, scene.height, region, sink)
+        pipe = ScenePipeline(scene.source, self.adapter, self.pipeline_config(), scene.width, scene.height, region, sink,
+                             rows=rows)
         if self.progress is not None:
             pipe.progress = self.progress(*position, scene.source.name, len(pipe.grid), scene.width * scene.height / 1e6)
         for out in outputs:
-            out.open()
-        stats = pipe.run()
-        if stats.valid_pixels == 0:
-            raise InputError(f"{scene.source}: no valid pixels (the scene is entirely nodata); nothing written")
-        return stats
+            out.open(rows)
+        return pipe.run()
 
     def _check_scene(self, src, source: RasterSource, result: SceneResult) -> None:
         info, opts = self.info, self.opts

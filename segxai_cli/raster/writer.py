@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -60,10 +61,23 @@ def output_error(path: Path, exc: BaseException) -> OutputError:
     return err
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Rows ``y0 .. y1`` of an output, written by one worker into a temp file of their own (a block of
+    a split scene) whose first row is scene row ``origin`` (block-aligned, so every block is written once)."""
+
+    path: Path
+    y0: int
+    y1: int
+    origin: int
+
+
 class StreamingWriter:
     """Write a raster strip by strip, then publish it as a COG under its final name.
 
     Use as a context manager (temp files are removed if the block raises) or call :meth:`abort`.
+    A scene split across workers writes pieces (:class:`Piece`) instead (``open(rows=…)``, one per block);
+    the writer that publishes the output :meth:`adopt`-s them and makes the COG from all of them.
     """
 
     def __init__(
@@ -106,6 +120,9 @@ class StreamingWriter:
         self.tmp_cog = temp_name(self.path, "cog.tif")
         self.tmp_vrt = temp_name(self.path, "vrt")
         self._dst = None
+        self.origin = 0  # scene row of the temp file's first row
+        self.rows: tuple[int, int] | None = None
+        self.pieces: list[Piece] = []
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "StreamingWriter":
@@ -118,14 +135,20 @@ class StreamingWriter:
         else:
             self.close_temp()
 
-    def open(self) -> "StreamingWriter":
+    def open(self, rows: tuple[int, int] | None = None) -> "StreamingWriter":
+        """Create the temp file; ``rows=(y0, y1)``: only those rows, as a :class:`Piece` (see :meth:`piece`)."""
         folder = self.path.parent
         if not folder.is_dir():
             raise OutputError(f"{self.path}: folder {folder} does not exist")
         blk = self.block
-        tiled = self.width >= 16 and self.height >= 16
+        height = self.height
+        if rows is not None:
+            self.rows, self.origin = rows, rows[0] - rows[0] % blk
+            self.tmp = temp_name(self.path, f"rows{rows[0]}-{rows[1]}.part.tif")
+            height = rows[1] - self.origin
+        tiled = self.width >= 16 and height >= 16
         profile = dict(
-            driver="GTiff", width=self.width, height=self.height, count=self.count, dtype=self.dtype,
+            driver="GTiff", width=self.width, height=height, count=self.count, dtype=self.dtype,
             nodata=self.nodata, BIGTIFF="IF_SAFER", compress="zstd", zstd_level=1,
             predictor=3 if np.dtype(self.dtype).kind == "f" else 2,
         )
@@ -134,7 +157,8 @@ class StreamingWriter:
         if self.crs is not None:
             profile["crs"] = self.crs
         if self.transform is not None:
-            profile["transform"] = self.transform
+            profile["transform"] = self.transform * self.transform.translation(0, self.origin) if self.origin \
+                else self.transform
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -161,7 +185,7 @@ class StreamingWriter:
         arr = data if data.ndim == 3 else data[None]
         if arr.shape[0] != self.count or arr.shape[2] != self.width:
             raise ValueError(f"strip shape {arr.shape} does not fit {self.count} x ? x {self.width}")
-        window = Window(0, row0, self.width, arr.shape[1])
+        window = Window(0, row0 - self.origin, self.width, arr.shape[1])
         try:
             fault_point("write")
             self._dst.write(arr.astype(self.dtype, copy=False), window=window)
@@ -175,13 +199,28 @@ class StreamingWriter:
             finally:
                 self._dst = None
 
+    def piece(self) -> Piece:
+        """The rows this writer holds (after ``open(rows=…)``), closed, for the writer that publishes."""
+        self.close_temp()
+        if self.rows is None:
+            raise RuntimeError("not opened with rows=(y0, y1)")
+        return Piece(self.tmp, self.rows[0], self.rows[1], self.origin)
+
+    def adopt(self, pieces: Sequence[Piece]) -> None:
+        """Publish these pieces (covering every row, written elsewhere) instead of a temp file of its own."""
+        covered = sorted((p.y0, p.y1) for p in pieces)
+        if not covered or covered[0][0] != 0 or covered[-1][1] != self.height \
+                or any(a[1] != b[0] for a, b in zip(covered, covered[1:])):
+            raise ValueError(f"pieces {covered} do not cover rows 0..{self.height} exactly")
+        self.pieces = list(pieces)
+
     def abort(self) -> None:
         """Close and delete every temp file of this output (the final name is never touched)."""
         try:
             self.close_temp()
         except Exception:
             pass
-        for p in (self.tmp, self.tmp_cog, self.tmp_vrt):
+        for p in (self.tmp, self.tmp_cog, self.tmp_vrt, *(q.path for q in self.pieces)):
             try:
                 p.unlink(missing_ok=True)
                 Path(str(p) + ".aux.xml").unlink(missing_ok=True)
@@ -198,8 +237,8 @@ class StreamingWriter:
         try:
             self.close_temp()
             source = str(self.tmp)
-            if scale is not None:
-                atomic_write_text(self.tmp_vrt, self._scaled_vrt(scale, clamp))
+            if scale is not None or self.pieces:
+                atomic_write_text(self.tmp_vrt, self._vrt(scale, clamp))
                 source = str(self.tmp_vrt)
             fault_point("convert")
             # GDAL's block cache defaults to 5 % of the RAM; bounded here so that converting a huge
@@ -230,7 +269,7 @@ class StreamingWriter:
         except BaseException:
             self.abort()
             raise
-        for p in (self.tmp, self.tmp_vrt):
+        for p in (self.tmp, self.tmp_vrt, *(q.path for q in self.pieces)):
             p.unlink(missing_ok=True)
             Path(str(p) + ".aux.xml").unlink(missing_ok=True)
         return self.path
@@ -264,10 +303,11 @@ class StreamingWriter:
             r0, c0 = ((self.height - 1) // bh) * bh, ((self.width - 1) // bw) * bw
             src.read(window=Window(c0, r0, self.width - c0, self.height - r0))
 
-    def _scaled_vrt(self, scale: Sequence[tuple[float, float]], clamp: bool = False) -> str:
-        """A VRT over the temp file that rescales each band linearly (clamped at 0 with ``clamp``: a
-        two-point LUT, which GDAL holds constant outside its range), with all metadata repeated."""
-        if len(scale) != self.count:
+    def _vrt(self, scale: Sequence[tuple[float, float]] | None, clamp: bool = False) -> str:
+        """A VRT over the temp file (or the adopted pieces, stacked) that rescales each band linearly
+        (clamped at 0 with ``clamp``: a two-point LUT, which GDAL holds constant outside its range),
+        or copies it (``scale=None``), with all metadata repeated."""
+        if scale is not None and len(scale) != self.count:
             raise ValueError(f"need {self.count} (offset, ratio) pairs, got {len(scale)}")
         gdal_type = {"float32": "Float32", "float64": "Float64", "uint8": "Byte", "uint16": "UInt16",
                      "int16": "Int16", "int32": "Int32", "uint32": "UInt32"}[np.dtype(self.dtype).name]
@@ -279,8 +319,8 @@ class StreamingWriter:
             lines.append(f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>")
         lines.append(_metadata_xml(self.tags, "  "))
         nodata = _nodata_text(self.nodata)
+        pieces = self.pieces or [Piece(self.tmp, 0, self.height, 0)]
         for b in range(1, self.count + 1):
-            off, ratio = scale[b - 1]
             lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{b}">')
             if b - 1 < len(self.descriptions):
                 lines.append(f"    <Description>{escape(self.descriptions[b - 1])}</Description>")
@@ -288,21 +328,31 @@ class StreamingWriter:
                 lines.append(f"    <NoDataValue>{nodata}</NoDataValue>")
             if b - 1 < len(self.band_tags):
                 lines.append(_metadata_xml(self.band_tags[b - 1], "    "))
-            lines += [
-                "    <ComplexSource>",
-                f'      <SourceFilename relativeToVRT="0">{escape(str(self.tmp.resolve()))}</SourceFilename>',
-                f"      <SourceBand>{b}</SourceBand>",
-                f'      <SrcRect xOff="0" yOff="0" xSize="{self.width}" ySize="{self.height}"/>',
-                f'      <DstRect xOff="0" yOff="0" xSize="{self.width}" ySize="{self.height}"/>',
-            ] + (_lut(off, ratio) if clamp else [
-                f"      <ScaleOffset>{float(off)!r}</ScaleOffset>",
-                f"      <ScaleRatio>{float(ratio)!r}</ScaleRatio>",
-            ])
-            if nodata is not None:
-                lines.append(f"      <NODATA>{nodata}</NODATA>")
-            lines += ["    </ComplexSource>", "  </VRTRasterBand>"]
+            for p in pieces:
+                lines += _source_xml(p, b, self.width, scale[b - 1] if scale is not None else None, clamp, nodata)
+            lines.append("  </VRTRasterBand>")
         lines.append("</VRTDataset>")
         return "\n".join(line for line in lines if line) + "\n"
+
+
+def _source_xml(p: Piece, band: int, width: int, scale: tuple[float, float] | None, clamp: bool,
+                nodata: str | None) -> list[str]:
+    """One VRT source: rows ``p.y0 .. p.y1`` of a piece (or the whole temp file), scaled or copied."""
+    h = p.y1 - p.y0
+    lines = [
+        "    <ComplexSource>",
+        f'      <SourceFilename relativeToVRT="0">{escape(str(Path(p.path).resolve()))}</SourceFilename>',
+        f"      <SourceBand>{band}</SourceBand>",
+        f'      <SrcRect xOff="0" yOff="{p.y0 - p.origin}" xSize="{width}" ySize="{h}"/>',
+        f'      <DstRect xOff="0" yOff="{p.y0}" xSize="{width}" ySize="{h}"/>',
+    ]
+    if scale is not None:
+        off, ratio = scale
+        lines += _lut(off, ratio) if clamp else [f"      <ScaleOffset>{float(off)!r}</ScaleOffset>",
+                                                 f"      <ScaleRatio>{float(ratio)!r}</ScaleRatio>"]
+    if nodata is not None:
+        lines.append(f"      <NODATA>{nodata}</NODATA>")
+    return lines + ["    </ComplexSource>"]
 
 
 def _lut(off: float, ratio: float) -> list[str]:
@@ -359,7 +409,3 @@ def cog_problems(path: str | Path) -> list[str]:
                 problems.append(f"bad overview factor {f}")
     return problems
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -109,6 +109,17 @@ class Strip:
     def computed(self) -> torch.Tensor:
         return self.weight > 0
 
+    def crop(self, y0: int, y1: int) -> Optional["Strip"]:
+        """The part of this strip within scene rows ``[y0, y1)`` (None if they do not meet)."""
+        a, b = max(y0, self.row0), min(y1, self.row0 + self.height)
+        if a >= b:
+            return None
+        if (a, b) == (self.row0, self.row0 + self.height):
+            return self
+        i, j = a - self.row0, b - self.row0
+        return Strip(a, self.sums[:, i:j], self.weight[i:j], self.valid[i:j],
+                     self.region[i:j] if self.region is not None else None)
+
 
 class StripAccumulator:
     """Blend windows into a rolling band of rows and hand out finished, block-aligned strips.
@@ -122,19 +133,20 @@ class StripAccumulator:
 
     def __init__(self, width: int, height: int, channels: int, tile: int, block: int = 256,
                  device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
-                 track_region: bool = False) -> None:
+                 track_region: bool = False, start: int = 0) -> None:
         self.width = width
         self.height = height
         self.channels = channels
         self.block = block
         self.device = torch.device(device)
         # Rows pending output span less than one block above the current window row plus one tile.
-        self.rows = min(height, tile + block)
+        # ``start``: the first scene row (a block of a split scene); the rows end at ``height``.
+        self.rows = min(height - start, tile + block)
         self.sums = torch.zeros(channels, self.rows, width, device=self.device, dtype=dtype)
         self.weight = torch.zeros(self.rows, width, device=self.device, dtype=dtype)
         self.valid = torch.zeros(self.rows, width, device=self.device, dtype=torch.bool)
         self.region = torch.zeros_like(self.valid) if track_region else None
-        self.row0 = 0  # scene row of buffer row 0 (always block-aligned)
+        self.row0 = start  # scene row of buffer row 0 (block-aligned after the first strip)
 
     def _local(self, row_off: int, h: int) -> int:
         y = row_off - self.row0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Optional
 
 from rasterio.windows import Window
 
@@ -50,11 +51,24 @@ class TileGrid:
     def rows(self) -> list[int]:
         return axis_starts(self.height, self.tile, self.stride)
 
-    def windows(self) -> Iterator[Window]:
-        """Row-major windows, clipped to the scene (smaller than ``tile`` only in small scenes)."""
+    def windows(self, rows: Optional[tuple[int, int]] = None) -> Iterator[Window]:
+        """Row-major windows, clipped to the scene (smaller than ``tile`` only in small scenes);
+        with ``rows=(y0, y1)`` only the windows that touch those scene rows."""
         for r in self.rows:
+            h = min(self.tile, self.height - r)
+            if rows is not None and not (r < rows[1] and r + h > rows[0]):
+                continue
             for c in self.cols:
-                yield Window(c, r, min(self.tile, self.width - c), min(self.tile, self.height - r))
+                yield Window(c, r, min(self.tile, self.width - c), h)
+
+    def row_bands(self, n: int) -> list[tuple[int, int]]:
+        """The scene's rows cut into up to ``n`` bands ``(y0, y1)`` at window-row tops, each with about
+        as many window rows: the blocks of a scene split across workers (each also computes the
+        windows above its top that overlap it, so that its rows blend exactly as in one piece)."""
+        starts = self.rows
+        n = max(1, min(int(n), len(starts)))
+        cuts = [0] + [starts[(k * len(starts)) // n] for k in range(1, n)] + [self.height]
+        return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
 
     def __len__(self) -> int:
         return len(self.rows) * len(self.cols)

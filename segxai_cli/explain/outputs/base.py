@@ -59,8 +59,25 @@ class SceneOutput:
         """The final files of this kind for scene ``stem`` (name → path)."""
         return {}
 
-    def open(self) -> None:
-        """Prepare temp files before the first strip."""
+    @property
+    def writers(self) -> list:
+        """The :class:`~segxai_cli.raster.writer.StreamingWriter` objects of this kind's rasters."""
+        return []
+
+    def open(self, rows: "tuple[int, int] | None" = None) -> None:
+        """Prepare temp files before the first strip; ``rows=(y0, y1)``: only those rows (a block of a
+        split scene, written by a worker; see :meth:`pieces`)."""
+        for w in self.writers:
+            w.open(rows)
+
+    def pieces(self) -> list:
+        """A block's temp files, closed, to be adopted (:meth:`adopt`) by the kind that publishes the scene."""
+        return [w.piece() for w in self.writers]
+
+    def adopt(self, blocks: list) -> None:
+        """Publish the blocks' pieces (``blocks``: one :meth:`pieces` list per block) instead of strips."""
+        for i, w in enumerate(self.writers):
+            w.adopt([b[i] for b in blocks])
 
     def write(self, row0: int, saliency: "np.ndarray", prediction: "np.ndarray") -> None:
         """Full-width rows ``row0 …``: saliency (bands, h, W) float32, prediction (h, W) uint8."""

@@ -51,8 +51,9 @@ class PredictionOutput(SceneOutput):
         )
         self.staged: list[Staged] = []
 
-    def open(self) -> None:
-        self.writer.open()
+    @property
+    def writers(self) -> list:
+        return [self.writer]
 
     def write(self, row0: int, saliency: "np.ndarray", prediction: "np.ndarray") -> None:
         self.writer.write(row0, prediction)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from segxai_cli.cam.registry import resolve_methods
 from segxai_cli.errors import UsageError
 from segxai_cli.model.info import MAX_TILE, MIN_TILE
-from segxai_cli.options import layer_names, parse_bands, parse_bbox, parse_layers
+from segxai_cli.options import layer_names, parse_band_selection, parse_bbox, parse_layers, parse_names
 
 if TYPE_CHECKING:
     from torch import nn
@@ -98,7 +98,7 @@ class ExplainOptions:
     layers: tuple[str, ...]  # layer specs ('a+b' averaged); one output band per method and spec
     target_class: Union[int, str, None] = None
     class_name: Optional[str] = None
-    bands: Optional[tuple[int, ...]] = None
+    bands: Optional[tuple[Union[int, str], ...]] = None  # numbers, or names resolved per scene
     tile_size: Optional[int] = None
     overlap: float = 0.25
     normalize: str = "scene"
@@ -108,6 +108,7 @@ class ExplainOptions:
     autocast: Optional[str] = None
     region: RegionSpec = field(default_factory=RegionSpec)
     compress: str = "deflate"
+    assets: Optional[tuple[str, ...]] = None  # STAC inputs: the assets stacked as the scene's bands
 
     @property
     def bound(self) -> bool:
@@ -163,6 +164,7 @@ def resolve_options(
     per_feature: bool = False,
     feature_id: Optional[str] = None,
     compress: str = "deflate",
+    assets: Union[str, Sequence[str], None] = None,
 ) -> ExplainOptions:
     """Check every option that needs no model (see the module docstring)."""
     normalize = (normalize or "scene").lower()
@@ -184,7 +186,8 @@ def resolve_options(
     compress = (compress or "deflate").lower()
     if compress not in COMPRESSIONS:
         raise UsageError(f"--compress {compress!r}: expected one of {', '.join(COMPRESSIONS)}")
-    parsed_bands = parse_bands(bands)
+    parsed_bands = parse_band_selection(bands)
+    parsed_assets = parse_names(assets, "--assets")
     if isinstance(target_class, str) and not target_class.strip():
         raise UsageError("--class: empty")
     return ExplainOptions(
@@ -202,6 +205,7 @@ def resolve_options(
         region=resolve_region(region_mask, vector, vector_layer, bbox, bbox_crs, clip_to_region, per_feature,
                               feature_id),
         compress=compress,
+        assets=tuple(parsed_assets) if parsed_assets else None,
     )
 
 

@@ -26,6 +26,8 @@ from segxai_cli.raster.source import RasterSource
 MANIFEST_NAME = "segxai_manifest.json"
 CSV_NAME = "segxai_scenes.csv"
 RECORD_FORMAT = "segxai-scene"
+CATALOG_NAME = "catalog.json"
+RUN_FILES = (MANIFEST_NAME, CSV_NAME, CATALOG_NAME)  # rebuilt at the end of every run
 
 
 def environment(device: Optional[str] = None) -> dict[str, Any]:
@@ -92,7 +94,7 @@ def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, 
         "format": RECORD_FORMAT,
         "format_version": 1,
         "scene": source.stem,
-        "input": _absolute(source),
+        "input": source.href,
         "size": [width, height],
         "crs": crs.to_string() if crs is not None else None,
         "outputs": {k: Path(v).name for k, v in paths.files.items()},
@@ -118,10 +120,6 @@ def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, 
         "csv_row": csv_row(source, result, opts, width, height),
     }
     atomic_write_text(paths.record, json.dumps(rec, indent=2, default=str) + "\n")
-
-
-def _absolute(source: RasterSource) -> str:
-    return str(source.path.resolve()) if source.is_local else str(source)
 
 
 def read_record(path: Path) -> Optional[dict]:

@@ -29,6 +29,7 @@ class SceneContext:
     height: int
     crs: Any
     transform: Any
+    bands: tuple[int, ...] = ()  # the input bands read (1-based, names resolved)
 
     def tags(self) -> dict[str, Any]:
         """Tags every raster output carries (provenance in GDAL metadata)."""

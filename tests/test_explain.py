@@ -46,9 +46,9 @@ def test_outputs_are_georeferenced_cogs_with_nodata(tmp_path, make_geotiff, tiny
     r = explain_scene(scene, tmp_path / "out", model=tiny_model, methods=["gradcam", "hirescam"])
     assert r.status == "done"
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["scene_prediction.qml", "scene_prediction.tif", "scene_prediction.tif.aux.xml",
-                     "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif", "segxai_manifest.json",
-                     "segxai_scenes.csv"]
+    assert names == ["catalog.json", "scene.stac.json", "scene_prediction.qml", "scene_prediction.tif",
+                     "scene_prediction.tif.aux.xml", "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif",
+                     "segxai_manifest.json", "segxai_scenes.csv"]
     with rasterio.open(scene) as src, rasterio.open(r.saliency) as sal, rasterio.open(r.prediction) as pred:
         for out in (sal, pred):
             assert out.crs == src.crs and out.transform == src.transform

@@ -86,7 +86,7 @@ class S3Destination(Destination):
         self.uri = uri.rstrip("/")
         root = Path(os.environ.get("SEGXAI_STAGING") or tempfile.gettempdir())
         tag = self.uri[len("s3://"):].replace("/", "_")
-        super().__init__(root / f"segxai-staging-{os.getpid()}-{tag}")
+        super().__init__(root / f"segxai-staging-{os.getpid()}-{tag}" / (self.uri.rsplit("/", 1)[-1] or "out"))
         self.uri = uri.rstrip("/")
 
     @property
@@ -149,4 +149,4 @@ class S3Destination(Destination):
 
     def cleanup(self) -> None:
         """Remove the staging folder (everything in it is uploaded or pulled again next time)."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.folder.parent, ignore_errors=True)

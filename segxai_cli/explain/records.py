@@ -1,6 +1,6 @@
 """The scene record (written last: the scene is complete) and the run's manifest and CSV.
 
-``segxai_manifest.json`` and ``segxai_scenes.csv`` are rebuilt at the end of every run from *all*
+``segxai_manifest.json``, ``segxai_scenes.csv`` and the STAC ``catalog.json`` are rebuilt at the end of every run from *all*
 scene records in the output folder, so concurrent shards writing one folder never lose rows.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from segxai_cli._version import __version__
+from segxai_cli.explain.catalog import catalog_json
 from segxai_cli.explain.options import ExplainOptions
 from segxai_cli.explain.results import RECORD_SUFFIX, OutputPaths, SceneResult, rounded
 from segxai_cli.files import atomic_write_text
@@ -172,6 +173,7 @@ def write_run_summary(outdir: Path, results: Sequence[SceneResult], opts: Option
         ],
     }
     man_path = atomic_write_text(outdir / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write_text(outdir / CATALOG_NAME, catalog_json(outdir.resolve().name, records))
     return man_path, csv_path
 
 

@@ -103,9 +103,19 @@ class StreamingWriter:
         self.threads = threads
         self.cache_mb = cache_mb
         self.tmp = temp_name(self.path, "part.tif")
-        self.tmp_cog = temp_name(self.path, "cog.tif")
+        self.tmp_cog = self.finished_path(self.path)
         self.tmp_vrt = temp_name(self.path, "vrt")
         self._dst = None
+        self.sums = np.zeros((count, 4))  # per band over non-nodata pixels: n, sum, sum of squares, exact zeros
+        self.lo = np.full(count, np.inf)
+        self.hi = np.full(count, -np.inf)
+        self.statistics: list[dict[str, float]] = []  # STATISTICS_* of each band, known after finalize
+
+    @staticmethod
+    def finished_path(final: str | Path) -> Path:
+        """Where the checked COG of ``final`` lies between :meth:`finalize` and :meth:`commit` (other
+        outputs of the scene, such as its STAC Item, describe it from there)."""
+        return temp_name(final, "cog.tif")
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "StreamingWriter":
@@ -162,11 +172,46 @@ class StreamingWriter:
         if arr.shape[0] != self.count or arr.shape[2] != self.width:
             raise ValueError(f"strip shape {arr.shape} does not fit {self.count} x ? x {self.width}")
         window = Window(0, row0, self.width, arr.shape[1])
+        self._accumulate(arr)
         try:
             fault_point("write")
             self._dst.write(arr.astype(self.dtype, copy=False), window=window)
         except GDAL_ERRORS as exc:
             raise output_error(self.path, exc) from None
+
+    def _accumulate(self, arr: np.ndarray) -> None:
+        """Running per-band statistics of what is written (nodata left out)."""
+        for b in range(arr.shape[0]):
+            v = arr[b]
+            ok = np.isfinite(v) if self.nodata is None or math.isnan(self.nodata) else (v != self.nodata)
+            v = v[ok].astype(np.float64)
+            if v.size:
+                self.sums[b] += (v.size, v.sum(), (v * v).sum(), np.count_nonzero(v == 0))
+                self.lo[b], self.hi[b] = min(self.lo[b], v.min()), max(self.hi[b], v.max())
+
+    def band_statistics(self, scale: Sequence[tuple[float, float]] | None = None, clamp: bool = False
+                        ) -> list[dict[str, float]]:
+        """GDAL's ``STATISTICS_*`` of each band as written, after the per-band rescale (exact: with
+        ``clamp`` only pixels that are exactly 0 fall below the range and become 0)."""
+        out = []
+        for b in range(self.count):
+            n, s1, s2, zeros = self.sums[b]
+            if not n:
+                out.append({})
+                continue
+            lo, hi = self.lo[b], self.hi[b]
+            if scale is not None:
+                off, ratio = scale[b]
+                kept = n - (zeros if clamp and off < 0 else 0)  # clamped zeros stay 0
+                s1, s2 = ratio * s1 + off * kept, ratio * ratio * s2 + 2 * ratio * off * s1 + off * off * kept
+                lo, hi = (0.0 if kept < n else lo * ratio + off), hi * ratio + off
+                if clamp:
+                    lo, hi = max(lo, 0.0), min(max(hi, 0.0), 1.0)
+            mean = s1 / n
+            std = math.sqrt(max(0.0, s2 / n - mean * mean))
+            out.append({"STATISTICS_MINIMUM": float(lo), "STATISTICS_MAXIMUM": float(hi), "STATISTICS_MEAN": float(mean),
+                        "STATISTICS_STDDEV": std, "STATISTICS_VALID_PERCENT": 100.0 * float(n) / (self.width * self.height)})
+        return out
 
     def close_temp(self) -> None:
         if self._dst is not None:
@@ -198,9 +243,12 @@ class StreamingWriter:
         try:
             self.close_temp()
             source = str(self.tmp)
+            self.statistics = self.band_statistics(scale, clamp)
             if scale is not None:
                 atomic_write_text(self.tmp_vrt, self._scaled_vrt(scale, clamp))
                 source = str(self.tmp_vrt)
+            else:
+                self._write_statistics()
             fault_point("convert")
             # GDAL's block cache defaults to 5 % of the RAM; bounded here so that converting a huge
             # scene does not fill it with source blocks (peak memory independent of the scene size).
@@ -217,6 +265,16 @@ class StreamingWriter:
             self.abort()
             raise
         return self
+
+    def _write_statistics(self) -> None:
+        """Band statistics into the temp file, so the COG copy carries them (QGIS and gdalinfo read
+        them instead of scanning)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(self.tmp, "r+") as dst:
+                for b, st in enumerate(self.statistics, 1):
+                    if st:
+                        dst.update_tags(b, **{k: repr(float(v)) for k, v in st.items()})
 
     def commit(self) -> Path:
         """Rename the checked COG onto the final name (after stale sidecars of an older file are gone)."""
@@ -286,8 +344,10 @@ class StreamingWriter:
                 lines.append(f"    <Description>{escape(self.descriptions[b - 1])}</Description>")
             if nodata is not None:
                 lines.append(f"    <NoDataValue>{nodata}</NoDataValue>")
-            if b - 1 < len(self.band_tags):
-                lines.append(_metadata_xml(self.band_tags[b - 1], "    "))
+            band_md = {**(self.band_tags[b - 1] if b - 1 < len(self.band_tags) else {}),
+                       **{k: repr(float(v)) for k, v in (self.statistics[b - 1] if b - 1 < len(self.statistics) else {}).items()}}
+            if band_md:
+                lines.append(_metadata_xml(band_md, "    "))
             lines += [
                 "    <ComplexSource>",
                 f'      <SourceFilename relativeToVRT="0">{escape(str(self.tmp.resolve()))}</SourceFilename>',

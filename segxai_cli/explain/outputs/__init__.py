@@ -15,11 +15,13 @@ from __future__ import annotations
 from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
 from segxai_cli.explain.outputs.prediction import PredictionOutput
 from segxai_cli.explain.outputs.saliency import SaliencyOutput
+from segxai_cli.explain.outputs.stac_item import StacItemOutput
 
 # Finalized and committed in this order; the record comes after all of them.
 SCENE_OUTPUTS: tuple[type[SceneOutput], ...] = (
     PredictionOutput,
     SaliencyOutput,
+    StacItemOutput,  # describes the two rasters above: finalized after them
 )
 
-__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "SaliencyOutput", "SceneContext", "SceneOutput"]
+__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "SaliencyOutput", "SceneContext", "SceneOutput", "StacItemOutput"]

@@ -72,6 +72,10 @@ TYPOS = [
     (["--shard", "x"], "--shard"),
     (["--overwrite", "--skip-existing"], "not both"),
     (["--region-mask", "m.tif", "--bbox", "0,0,1,1"], "at most one region"),
+    (["--assets", "B04,,B02"], "--assets"),
+    (["-b", "red,gr een"], "-b/--bidx"),
+    (["-b", "red,2"], "-b/--bidx"),
+    (["--inputs-from", "no-such-list.txt"], "--inputs-from"),
 ]
 
 

@@ -361,3 +361,79 @@ def test_inputs_from_mixing_every_kind(tmp_path, monkeypatch, www, bands_folder,
         assert summary["done"] == 5 and summary["failed"] == 0
     assert_valid_outputs(tmp_path / "out")
     assert "TOPSECRET" not in res.output
+
+
+# ----------------------------------------------------------------------------- reads, threads, logs
+def test_a_read_failing_mid_scene_is_retried_on_a_fresh_handle(tmp_path, www, local_ref, tiny_checkpoint, monkeypatch):
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")  # only segxai's retry can save it
+    monkeypatch.setenv("SEGXAI_RETRY_DELAY", "0.05")
+    www.fail_at["/scene.tif"] = {2, 3}
+    run = explain_scenes([f"{www.url}/scene.tif"], tmp_path / "out", str(tiny_checkpoint), **FAST)
+    assert run.ok, run.scenes[0].error
+    assert www.gets["/scene.tif"] > 3
+    assert_same(local_ref, "scene", tmp_path / "out", "scene")
+
+
+def test_http_settings_reach_the_reader_thread_of_a_scene_run_off_the_main_thread(tmp_path, www, tiny_checkpoint):
+    import threading
+
+    done = {}
+    t = threading.Thread(target=lambda: done.update(run=explain_scenes(
+        [f"{www.url}/scene.tif"], tmp_path / "out", str(tiny_checkpoint), **FAST)))
+    t.start()
+    t.join()
+    assert done["run"].ok
+    # GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR in every thread that opens the file: no directory listing
+    assert [r for r in www.requests if not r[1].startswith("/scene.tif")] == []
+
+
+def test_cli_logs_never_show_a_signature(tmp_path, www, tiny_checkpoint):
+    from typer.testing import CliRunner
+
+    from segxai_cli.cli.app import app
+
+    www.fail_once["/scene.tif"] = 500  # GDAL logs a warning quoting the URL
+    www.status["/denied.tif"] = 403
+    res = CliRunner().invoke(app, ["explain", f"{www.url}/scene.tif?{SIG}", f"{www.url}/denied.tif?{SIG}", "-o",
+                                   str(tmp_path / "out"), "-m", str(tiny_checkpoint), "--tile-size", "64", "-v"])
+    assert res.exit_code == 1
+    assert "sig=***" in res.output and "TOPSECRET" not in res.output
+
+
+def test_band_names_resolve_against_descriptions(tmp_path, tiny_checkpoint):
+    from conftest import write_geotiff
+
+    arr = scene_array(seed=4)
+    named = write_geotiff(tmp_path / "named.tif", arr, nodata=0)
+    with rasterio.open(named, "r+") as ds:
+        for i, n in enumerate(["red", "green", "blue"], 1):
+            ds.set_band_description(i, n)
+    write_geotiff(tmp_path / "bgr.tif", arr[::-1], nodata=0)
+    a = explain_scenes([str(named)], tmp_path / "a", str(tiny_checkpoint), bands="blue,green,red", **FAST)
+    b = explain_scenes([str(tmp_path / "bgr.tif")], tmp_path / "b", str(tiny_checkpoint), **FAST)
+    assert a.ok and b.ok
+    assert_same(tmp_path / "a", "named", tmp_path / "b", "bgr")
+    bad = explain_scenes([str(tmp_path / "bgr.tif")], tmp_path / "c", str(tiny_checkpoint), bands="nir,green,blue", **FAST)
+    assert "no band named 'nir'" in bad.scenes[0].error
+
+
+def test_outputs_carry_exact_band_statistics(local_ref):
+    for name in ("scene_saliency.tif", "scene_prediction.tif"):
+        with rasterio.open(local_ref / name) as ds:
+            v = ds.read(1, masked=True).compressed().astype(np.float64)
+            t = ds.tags(1)
+            assert float(t["STATISTICS_MINIMUM"]) == pytest.approx(v.min(), abs=1e-6)
+            assert float(t["STATISTICS_MAXIMUM"]) == pytest.approx(v.max(), abs=1e-6)
+            assert float(t["STATISTICS_MEAN"]) == pytest.approx(v.mean(), abs=1e-5)
+            assert float(t["STATISTICS_STDDEV"]) == pytest.approx(v.std(), abs=1e-5)
+            assert float(t["STATISTICS_VALID_PERCENT"]) == pytest.approx(100 * v.size / (ds.width * ds.height))
+
+
+def test_invalid_stac_is_caught_by_the_offline_validation(tmp_path, local_ref):
+    from pystac.errors import STACValidationError
+
+    item = json.loads((local_ref / "scene.stac.json").read_text())
+    item["properties"]["proj:shape"] = "96x112"
+    (tmp_path / "bad.stac.json").write_text(json.dumps(item))
+    with pytest.raises(STACValidationError):
+        validate_file(tmp_path / "bad.stac.json")

@@ -42,3 +42,14 @@ def _hide(pair: str) -> str:
 def redact(text: str) -> str:
     """Every URL inside ``text`` redacted (for error messages that quote GDAL or boto3)."""
     return _URL.sub(lambda m: redact_url(m.group(0)), str(text))
+
+
+class RedactingFilter:
+    """A logging filter that redacts every URL of a record (GDAL's messages, relayed by rasterio's
+    logger, quote the URLs they fetch, signatures included)."""
+
+    def filter(self, record) -> bool:
+        msg = record.getMessage()
+        if "://" in msg:
+            record.msg, record.args = redact(msg), ()
+        return True

@@ -2,7 +2,8 @@
 
 Python's ``http.server`` ignores ``Range``; GDAL's ``/vsicurl/`` needs it. Besides serving files the
 server can fail on purpose, per path: ``fail_once[path] = 500`` answers 500 to the first request of
-that path (to prove the retries), ``status[path] = 403`` answers every request with that code. Every
+that path (to prove the retries), ``status[path] = 403`` answers every request with that code, ``fail_at[path] = {3}`` answers
+500 to the third GET of that path (a failure in the middle of the reads). Every
 request is logged in ``requests`` (method, path, Range header) for the tests to look at.
 """
 
@@ -24,6 +25,8 @@ class RangeServer(ThreadingHTTPServer):
         self.root = Path(root)
         self.fail_once: dict[str, int] = {}
         self.status: dict[str, int] = {}
+        self.fail_at: dict[str, set[int]] = {}  # path → numbers (1-based) of its GET requests answered 500
+        self.gets: dict[str, int] = {}
         self.requests: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _handler(self.root))
@@ -58,6 +61,9 @@ def _handler(root: Path):
             with self.server.lock:
                 self.server.requests.append((self.command, self.path, self.headers.get("Range", "")))
                 code = self.server.status.get(path) or self.server.fail_once.pop(path, None)
+                if self.command == "GET":
+                    n = self.server.gets[path] = self.server.gets.get(path, 0) + 1
+                    code = code or (500 if n in self.server.fail_at.get(path, ()) else None)
             if code is None:
                 return False
             body = f"forced {code}".encode()

@@ -24,6 +24,11 @@ class WindowSource(RasterSource):
     @classmethod
     def of_window(cls, base: RasterSource, window: tuple[int, int, int, int], label: str) -> "WindowSource":
         c, r, w, h = (int(v) for v in window)
+        if base.gdal_path.startswith("<"):
+            from segxai_cli.errors import InputError
+
+            raise InputError(f"{base}: --per-feature windows of a STAC item stack are not supported; "
+                             "explain the item's region with --vector (without --per-feature) or a --bbox")
         return cls(f"vrt://{base.gdal_path}?srcwin={c},{r},{w},{h}", base, (c, r, w, h), label)
 
     @property

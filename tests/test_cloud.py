@@ -72,20 +72,45 @@ def assert_same(a: Path, stem_a: str, b: Path, stem_b: str) -> None:
     np.testing.assert_allclose(sa, sb, rtol=0, atol=1e-6, equal_nan=True)
 
 
-@pytest.fixture
-def www(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """The tests' tiny U-Net as a checkpoint, once for the module (every test only reads it)."""
+    import torch
+    from conftest import tiny_model_info
+
+    from segxai_cli.model.checkpoint import save_checkpoint
+    from segxai_cli.model.families import build_model
+
+    torch.manual_seed(0)
+    info = tiny_model_info()
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", build_model(info).eval(), info)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("www")
     make_cog(root / "scene.tif", scene_array())
     with RangeServer(root) as srv:
         yield srv
 
 
 @pytest.fixture
-def local_ref(tmp_path, www, tiny_checkpoint):
+def www(server):
+    """The module's server with a clean slate: no planned failures, an empty request log."""
+    for d in (server.fail_once, server.status, server.fail_at, server.gets):
+        d.clear()
+    server.requests.clear()
+    yield server
+    for f in list(server.root.iterdir()):
+        if f.name != "scene.tif":
+            f.unlink()
+
+
+@pytest.fixture(scope="module")
+def local_ref(tmp_path_factory, server, tiny_checkpoint):
     """The local explanation of the served file (what every remote read must reproduce)."""
-    out = tmp_path / "ref"
-    run = explain_scenes([str(www.root / "scene.tif")], out, str(tiny_checkpoint), **FAST)
+    out = tmp_path_factory.mktemp("ref")
+    run = explain_scenes([str(server.root / "scene.tif")], out, str(tiny_checkpoint), **FAST)
     assert run.ok
     return out
 
@@ -247,6 +272,20 @@ def test_stac_item_with_per_band_assets_equals_the_stacked_geotiff(tmp_path, ban
     assert out_item["properties"]["datetime"] == "2024-06-01T10:00:00Z"
     assert out_item["links"][0]["rel"] == "derived_from" and out_item["links"][0]["href"].endswith("S2_item.json")
     assert_valid_outputs(tmp_path / "a")
+
+
+def test_stac_item_over_http_with_relative_asset_links(tmp_path, www, bands_folder, tiny_checkpoint):
+    for f in bands_folder.glob("B0*.tif"):
+        (www.root / f.name).write_bytes(f.read_bytes())
+    write_item(www.root, {k: S2[k] for k in ("B02", "B03", "B04")}, "remote_item")
+    www.fail_once["/remote_item.json"] = 500  # the document itself is fetched with retries too
+    run = explain_scenes([f"{www.url}/remote_item.json?{SIG}"], tmp_path / "out", str(tiny_checkpoint),
+                         bands="red,green,blue", **FAST)
+    assert run.ok, run.scenes[0].error
+    assert {"/B04.tif", "/B03.tif", "/B02.tif"} <= {r[1] for r in www.requests}  # resolved against the URL
+    assert explain_scenes([str(tmp_path / "stack.tif")], tmp_path / "ref", str(tiny_checkpoint), **FAST).ok
+    assert_same(tmp_path / "ref", "stack", tmp_path / "out", "remote_item")
+    assert_valid_outputs(tmp_path / "out")
 
 
 def test_stac_assets_on_a_coarser_grid_are_resampled_to_the_finest(tmp_path, bands_folder):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -42,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
 
 def explain(
-    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="[INPUT]...", help="Rasters, folders, globs, URLs, s3:// locations or STAC JSON.", show_default=False)] = None,
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="INPUT", help="Rasters, folders, globs, URLs, s3:// locations or STAC JSON.", show_default=False)] = None,
     output: Annotated[str, typer.Option("-o", "--output", metavar="OUTDIR", help="Output folder (created if missing) or s3://bucket/prefix.", show_default=False)] = "",
     inputs_from: Annotated[Optional[str], typer.Option("--inputs-from", metavar="FILE", help="Read more inputs from FILE: one location a line (any kind), '#' comments; '-' = standard input.", show_default=False)] = None,
     assets: Annotated[Optional[str], typer.Option("--assets", metavar="KEYS", help="STAC inputs: the assets stacked as the scene's bands, in order (e.g. B04,B03,B02).", show_default=False)] = None,

@@ -146,8 +146,9 @@ def test_our_retry_gets_past_a_500_that_gdal_does_not_retry(tmp_path, www, tiny_
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")  # the environment wins over segxai's settings
     monkeypatch.setenv("SEGXAI_RETRY_DELAY", "0.05")
     www.fail_once["/scene.tif"] = 500
-    run = explain_scenes([f"{www.url}/scene.tif"], tmp_path / "out", str(tiny_checkpoint), **FAST)
+    run = explain_scenes([f"{www.url}/scene.tif?t=ourretry"], tmp_path / "out", str(tiny_checkpoint), **FAST)
     assert run.ok, run.scenes[0].error
+    assert sum(1 for r in www.requests if r[1].startswith("/scene.tif")) >= 2
 
 
 def test_403_and_404_fail_at_once_naming_the_url_without_its_secret(tmp_path, www, tiny_checkpoint):
@@ -207,6 +208,7 @@ def test_vrt_mosaic_with_gaps_equals_the_merged_geotiff(tmp_path, tiny_checkpoin
     assert_valid_outputs(tmp_path / "a")
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_jp2_is_read_and_png_refused_in_one_line(tmp_path, tiny_checkpoint):
     arr = scene_array(64, 80)
     with rasterio.open(tmp_path / "s.jp2", "w", driver="JP2OpenJPEG", width=80, height=64, count=3, dtype="uint8",
@@ -407,7 +409,7 @@ def test_a_read_failing_mid_scene_is_retried_on_a_fresh_handle(tmp_path, www, lo
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")  # only segxai's retry can save it
     monkeypatch.setenv("SEGXAI_RETRY_DELAY", "0.05")
     www.fail_at["/scene.tif"] = {2, 3}
-    run = explain_scenes([f"{www.url}/scene.tif"], tmp_path / "out", str(tiny_checkpoint), **FAST)
+    run = explain_scenes([f"{www.url}/scene.tif?t=midscene"], tmp_path / "out", str(tiny_checkpoint), **FAST)
     assert run.ok, run.scenes[0].error
     assert www.gets["/scene.tif"] > 3
     assert_same(local_ref, "scene", tmp_path / "out", "scene")
@@ -418,10 +420,11 @@ def test_http_settings_reach_the_reader_thread_of_a_scene_run_off_the_main_threa
 
     done = {}
     t = threading.Thread(target=lambda: done.update(run=explain_scenes(
-        [f"{www.url}/scene.tif"], tmp_path / "out", str(tiny_checkpoint), **FAST)))
+        [f"{www.url}/scene.tif?t=thread"], tmp_path / "out", str(tiny_checkpoint), **FAST)))
     t.start()
     t.join()
     assert done["run"].ok
+    assert www.gets["/scene.tif"] >= 1  # read over HTTP (a new URL: nothing cached)
     # GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR in every thread that opens the file: no directory listing
     assert [r for r in www.requests if not r[1].startswith("/scene.tif")] == []
 
@@ -431,9 +434,9 @@ def test_cli_logs_never_show_a_signature(tmp_path, www, tiny_checkpoint):
 
     from segxai_cli.cli.app import app
 
-    www.fail_once["/scene.tif"] = 500  # GDAL logs a warning quoting the URL
+    www.fail_once["/scene.tif"] = 500  # GDAL logs a warning quoting the URL (a new URL: not cached)
     www.status["/denied.tif"] = 403
-    res = CliRunner().invoke(app, ["explain", f"{www.url}/scene.tif?{SIG}", f"{www.url}/denied.tif?{SIG}", "-o",
+    res = CliRunner().invoke(app, ["explain", f"{www.url}/scene.tif?{SIG}&t=cli", f"{www.url}/denied.tif?{SIG}", "-o",
                                    str(tmp_path / "out"), "-m", str(tiny_checkpoint), "--tile-size", "64", "-v"])
     assert res.exit_code == 1
     assert "sig=***" in res.output and "TOPSECRET" not in res.output

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_validate
 
 from conftest import CRS, ORIGIN
 from segxai_cli.errors import InputError, OutputError, SegxaiError
@@ -54,6 +55,7 @@ def test_outputs_are_georeferenced_cogs_with_nodata(tmp_path, make_geotiff, tiny
             assert out.crs == src.crs and out.transform == src.transform
             assert (out.width, out.height) == (src.width, src.height)
             assert cog_problems(out.name) == []
+            assert cog_validate(out.name, quiet=True)[0]  # rio-cogeo agrees
         invalid = src.dataset_mask() == 0
         assert invalid.any() and (~invalid).any()
         s = sal.read()

@@ -11,7 +11,8 @@ Life of one output (``OUTDIR/x_saliency.tif``):
    during that copy through a VRT (``ComplexSource`` ``ScaleOffset``/``ScaleRatio``, or a clamping
    ``LUT``), so the raw maps are never rewritten. The finished COG is then **read back** — its
    header, its smallest overview and its first and last full-resolution blocks — because GDAL can
-   report a full disk as a mere warning and leave a truncated file behind.
+   report a full disk as a mere warning and leave a truncated file behind. Every band carries exact
+   ``STATISTICS_*`` metadata, accumulated while the strips were written (``raster.band_statistics``).
 3. :meth:`StreamingWriter.commit` removes stale sidecars of an older output (``.aux.xml``, ``.msk``,
    ``.ovr``) and ``os.replace``-s the COG onto the final name — a reader, or a run killed at any
    moment, never sees a half-written file under the final name. A scene finalizes all its outputs
@@ -40,6 +41,7 @@ from rasterio.windows import Window
 from segxai_cli.errors import OutputError
 from segxai_cli.faults import fault_point
 from segxai_cli.files import atomic_write_text, publish, remove_stale_sidecars, temp_name, write_error
+from segxai_cli.raster.band_statistics import RunningStatistics
 
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 GDAL_ERRORS = (RasterioIOError, CPLE_BaseError, OSError)
@@ -106,9 +108,7 @@ class StreamingWriter:
         self.tmp_cog = self.finished_path(self.path)
         self.tmp_vrt = temp_name(self.path, "vrt")
         self._dst = None
-        self.sums = np.zeros((count, 4))  # per band over non-nodata pixels: n, sum, sum of squares, exact zeros
-        self.lo = np.full(count, np.inf)
-        self.hi = np.full(count, -np.inf)
+        self.running = RunningStatistics(count, nodata)
         self.statistics: list[dict[str, float]] = []  # STATISTICS_* of each band, known after finalize
 
     @staticmethod
@@ -172,46 +172,12 @@ class StreamingWriter:
         if arr.shape[0] != self.count or arr.shape[2] != self.width:
             raise ValueError(f"strip shape {arr.shape} does not fit {self.count} x ? x {self.width}")
         window = Window(0, row0, self.width, arr.shape[1])
-        self._accumulate(arr)
+        self.running.add(arr)
         try:
             fault_point("write")
             self._dst.write(arr.astype(self.dtype, copy=False), window=window)
         except GDAL_ERRORS as exc:
             raise output_error(self.path, exc) from None
-
-    def _accumulate(self, arr: np.ndarray) -> None:
-        """Running per-band statistics of what is written (nodata left out)."""
-        for b in range(arr.shape[0]):
-            v = arr[b]
-            ok = np.isfinite(v) if self.nodata is None or math.isnan(self.nodata) else (v != self.nodata)
-            v = v[ok].astype(np.float64)
-            if v.size:
-                self.sums[b] += (v.size, v.sum(), (v * v).sum(), np.count_nonzero(v == 0))
-                self.lo[b], self.hi[b] = min(self.lo[b], v.min()), max(self.hi[b], v.max())
-
-    def band_statistics(self, scale: Sequence[tuple[float, float]] | None = None, clamp: bool = False
-                        ) -> list[dict[str, float]]:
-        """GDAL's ``STATISTICS_*`` of each band as written, after the per-band rescale (exact: with
-        ``clamp`` only pixels that are exactly 0 fall below the range and become 0)."""
-        out = []
-        for b in range(self.count):
-            n, s1, s2, zeros = self.sums[b]
-            if not n:
-                out.append({})
-                continue
-            lo, hi = self.lo[b], self.hi[b]
-            if scale is not None:
-                off, ratio = scale[b]
-                kept = n - (zeros if clamp and off < 0 else 0)  # clamped zeros stay 0
-                s1, s2 = ratio * s1 + off * kept, ratio * ratio * s2 + 2 * ratio * off * s1 + off * off * kept
-                lo, hi = (0.0 if kept < n else lo * ratio + off), hi * ratio + off
-                if clamp:
-                    lo, hi = max(lo, 0.0), min(max(hi, 0.0), 1.0)
-            mean = s1 / n
-            std = math.sqrt(max(0.0, s2 / n - mean * mean))
-            out.append({"STATISTICS_MINIMUM": float(lo), "STATISTICS_MAXIMUM": float(hi), "STATISTICS_MEAN": float(mean),
-                        "STATISTICS_STDDEV": std, "STATISTICS_VALID_PERCENT": 100.0 * float(n) / (self.width * self.height)})
-        return out
 
     def close_temp(self) -> None:
         if self._dst is not None:
@@ -243,7 +209,7 @@ class StreamingWriter:
         try:
             self.close_temp()
             source = str(self.tmp)
-            self.statistics = self.band_statistics(scale, clamp)
+            self.statistics = self.running.statistics(self.width * self.height, scale, clamp)
             if scale is not None:
                 atomic_write_text(self.tmp_vrt, self._scaled_vrt(scale, clamp))
                 source = str(self.tmp_vrt)

@@ -116,6 +116,7 @@ def test_gdal_validates_the_cogs(explained, tmp_path):
         for row in range(0, 700, 256):
             w.write(row, np.random.default_rng(row).random((1, min(256, 700 - row), 1100), dtype=np.float32))
     w.finalize()
+    w.commit()  # finalize leaves the checked COG under its temp name
     for path in (r.saliency, r.prediction, big):
         proc = subprocess.run(
             [SYSTEM_PYTHON, "-m", "osgeo_utils.samples.validate_cloud_optimized_geotiff", "--full-check=yes", str(path)],

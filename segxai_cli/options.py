@@ -62,6 +62,29 @@ def parse_bands(value: Union[str, Sequence[int], None]) -> Optional[list[int]]:
     return bands
 
 
+def parse_band_selection(value: Union[str, Sequence[Union[int, str]], None]) -> Optional[list[Union[int, str]]]:
+    """``-b 1,2,3`` or ``-b red,green,blue`` (band names: STAC ``eo:bands`` common names, band
+    descriptions or colour interpretations, resolved per scene) → numbers or names."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in (value.split(",") if isinstance(value, str) else [str(v) for v in value])]
+    if parts and all(p.lstrip("-").isdigit() for p in parts if p):
+        return parse_bands(value)
+    if not parts or any(not re.fullmatch(r"[A-Za-z][\w.-]*", p) for p in parts):
+        raise UsageError(f"-b/--bidx {value!r}: expected band numbers (1,2,3) or band names (red,green,blue)")
+    return parts
+
+
+def parse_names(value: Union[str, Sequence[str], None], option: str) -> Optional[list[str]]:
+    """A comma-separated list of names (``--assets B04,B03,B02``), each non-empty and without spaces."""
+    if value is None:
+        return None
+    parts = [p.strip() for p in (value.split(",") if isinstance(value, str) else value)]
+    if not parts or any(not p or any(c.isspace() for c in p) for p in parts):
+        raise UsageError(f"{option} {value!r}: expected comma-separated names, e.g. B04,B03,B02")
+    return parts
+
+
 def parse_bbox(value: Union[str, Sequence[float], None]) -> Optional[tuple[float, float, float, float]]:
     """``minx,miny,maxx,maxy`` → four floats (minx < maxx, miny < maxy)."""
     if value is None:

@@ -117,3 +117,64 @@ def analyst_run(tmp_path_factory):
     ])
     assert res.exit_code == 0, res.output
     return out
+
+
+# ----------------------------------------------------------------------------- cloud tests (loopback servers)
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """The tests' tiny U-Net as a checkpoint, once for the module (every test only reads it)."""
+    torch.manual_seed(0)
+    info = tiny_model_info()
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", build_model(info).eval(), info)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A Range-capable HTTP server on 127.0.0.1 serving a small COG, scene.tif (tests/servers)."""
+    from cloud_helpers import make_cog, scene_array
+    from servers.http_range import RangeServer
+
+    root = tmp_path_factory.mktemp("www")
+    make_cog(root / "scene.tif", scene_array())
+    with RangeServer(root) as srv:
+        yield srv
+
+
+@pytest.fixture
+def www(server):
+    """The module's server with a clean slate: no planned failures, an empty request log."""
+    for d in (server.fail_once, server.status, server.fail_at, server.gets):
+        d.clear()
+    server.requests.clear()
+    yield server
+    for f in list(server.root.iterdir()):
+        if f.name != "scene.tif":
+            f.unlink()
+
+
+@pytest.fixture(scope="module")
+def local_ref(tmp_path_factory, server, ckpt):
+    """The local explanation of the served file (what every remote read must reproduce)."""
+    from cloud_helpers import FAST
+
+    from segxai_cli.explain import explain_scenes
+
+    out = tmp_path_factory.mktemp("ref")
+    run = explain_scenes([str(server.root / "scene.tif")], out, str(ckpt), **FAST)
+    assert run.ok
+    return out
+
+
+@pytest.fixture
+def bands_folder(tmp_path):
+    """B02/B03/B04 at 0.3 m, B8A at 0.6 m (same footprint), and the 3-band reference stack B04,B03,B02."""
+    from cloud_helpers import make_cog, scene_array
+
+    d = tmp_path / "item"
+    d.mkdir()
+    arr = scene_array(96, 112, seed=3)
+    for i, key in enumerate(["B04", "B03", "B02"]):
+        make_cog(d / f"{key}.tif", arr[i])
+    make_cog(d / "B8A.tif", arr[0, ::2, ::2], pixel_size=0.6)
+    write_geotiff(tmp_path / "stack.tif", arr, nodata=0)
+    return d

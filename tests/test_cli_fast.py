@@ -82,6 +82,10 @@ TYPOS = [
     (["--split", "2"], "--split"),
     (["--workers", "2", "--split", "many"], "--split"),
     (["--workers", "2", "--device", "cuda:0"], "--device"),
+    (["--assets", "B04,,B02"], "--assets"),
+    (["-b", "red,gr een"], "-b/--bidx"),
+    (["-b", "red,2"], "-b/--bidx"),
+    (["--inputs-from", "no-such-list.txt"], "--inputs-from"),
 ]
 
 

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import rasterio
+from rio_cogeo.cogeo import cog_validate
 
 from conftest import CRS, ORIGIN
 from segxai_cli.errors import InputError, OutputError, SegxaiError
@@ -44,15 +45,17 @@ def test_outputs_are_georeferenced_cogs_with_nodata(tmp_path, make_geotiff, tiny
     r = explain_scene(scene, tmp_path / "out", model=tiny_model, methods=["gradcam", "hirescam"])
     assert r.status == "done"
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["scene_prediction.qml", "scene_prediction.tif", "scene_prediction.tif.aux.xml",
-                     "scene_quicklook.png", "scene_quicklook_gradcam.png", "scene_quicklook_hirescam.png",
-                     "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif", "scene_saliency_gradcam.qml",
-                     "scene_saliency_hirescam.qml", "segxai.qgs", "segxai_manifest.json", "segxai_scenes.csv"]
+    assert names == ["catalog.json", "scene.stac.json", "scene_prediction.qml", "scene_prediction.tif",
+                     "scene_prediction.tif.aux.xml", "scene_quicklook.png", "scene_quicklook_gradcam.png",
+                     "scene_quicklook_hirescam.png", "scene_saliency.json", "scene_saliency.qml", "scene_saliency.tif",
+                     "scene_saliency_gradcam.qml", "scene_saliency_hirescam.qml", "segxai.qgs", "segxai_manifest.json",
+                     "segxai_scenes.csv"]
     with rasterio.open(scene) as src, rasterio.open(r.saliency) as sal, rasterio.open(r.prediction) as pred:
         for out in (sal, pred):
             assert out.crs == src.crs and out.transform == src.transform
             assert (out.width, out.height) == (src.width, src.height)
             assert cog_problems(out.name) == []
+            assert cog_validate(out.name, quiet=True)[0]  # rio-cogeo agrees
         invalid = src.dataset_mask() == 0
         assert invalid.any() and (~invalid).any()
         s = sal.read()

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_validate
 
 from segxai_cli.errors import OutputError
 from segxai_cli.raster.style import heatmap_qml, palette_aux_xml, paletted_qml, write_heatmap_style
@@ -42,6 +43,7 @@ def test_cog_with_metadata_and_georeferencing(tmp_path):
     out = tmp_path / "a_saliency.tif"
     data = _write(out)
     assert cog_problems(out) == []
+    assert cog_validate(str(out), quiet=True)[0]  # rio-cogeo agrees
     with rasterio.open(out) as src:
         assert src.crs == CRS_UTM and src.transform == TRANSFORM
         assert src.descriptions == ("m0", "m1")
@@ -88,6 +90,7 @@ def test_class_raster_colour_table_with_transparent_background(tmp_path):
         assert src.colormap(1)[0] == (0, 0, 0, 0) and src.colormap(1)[1] == (230, 50, 50, 255)
         assert src.colorinterp[0].name == "palette" and src.nodata == 255
     assert cog_problems(out) == []
+    assert cog_validate(str(out), quiet=True)[0]  # rio-cogeo agrees
 
 
 def test_exception_leaves_no_file_and_no_temps(tmp_path):
@@ -148,3 +151,32 @@ def test_qml_styles_are_valid_qgis_xml(tmp_path):
     assert labels == ["background", "building"]
     qml = write_heatmap_style(tmp_path / "x_saliency.tif")
     assert qml.name == "x_saliency.qml" and qml.read_text().startswith("<!DOCTYPE qgis")
+
+
+@pytest.mark.parametrize("scaled,clamp", [(False, False), (True, False), (True, True)])
+def test_band_statistics_are_exact_after_the_rescale(tmp_path, scaled, clamp):
+    """STATISTICS_* in the COG equal numpy over its valid pixels: raw, min-max rescaled, and rescaled
+    with clamping (a clipped map: exact zeros outside the region, the region's values ≥ its minimum)."""
+    rng = np.random.default_rng(1)
+    a = (rng.random((2, 70, 90)) * 3 + 0.5).astype("float32")
+    a[:, :7] = np.nan
+    a[:, 40:55, 20:60] = 0.0  # outside the region
+    lo = [float(np.nanmin(np.where(a[b] > 0, a[b], np.nan))) for b in range(2)]
+    hi = [float(np.nanmax(a[b])) for b in range(2)]
+    scale = [minmax_scale(lo[b], hi[b]) for b in range(2)] if scaled else None
+    out = tmp_path / "s_saliency.tif"
+    w = StreamingWriter(out, width=90, height=70, count=2, dtype="float32", crs=CRS_UTM, transform=TRANSFORM,
+                        nodata=float("nan")).open()
+    w.write(0, a[:, :33])
+    w.write(33, a[:, 33:])
+    w.finalize(scale, clamp=clamp)
+    w.commit()
+    with rasterio.open(out) as ds:
+        for b in (1, 2):
+            v = ds.read(b, masked=True).compressed().astype(np.float64)
+            t = {k: float(x) for k, x in ds.tags(b).items() if k.startswith("STATISTICS_")}
+            assert t["STATISTICS_MINIMUM"] == pytest.approx(v.min(), abs=1e-6)
+            assert t["STATISTICS_MAXIMUM"] == pytest.approx(v.max(), abs=1e-6)
+            assert t["STATISTICS_MEAN"] == pytest.approx(v.mean(), abs=1e-5)
+            assert t["STATISTICS_STDDEV"] == pytest.approx(v.std(), abs=1e-5)
+            assert t["STATISTICS_VALID_PERCENT"] == pytest.approx(100 * v.size / (90 * 70))

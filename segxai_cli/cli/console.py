@@ -25,6 +25,10 @@ LOG_EVERY = 30.0  # seconds between progress lines within one item, when not on 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    from segxai_cli.cloud.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())  # no URL secret in any log line (GDAL's included)
 
     def show(message, category, filename, lineno, file=None, line=None):
         log.warning("%s", message)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -12,9 +11,9 @@ from segxai_cli.cli import options as O
 from segxai_cli.cli.console import Progress, setup_logging
 from segxai_cli.errors import UsageError
 
-HELP = """Explain a segmentation model on GeoTIFF scenes: a saliency COG (one band per method), a class COG, QGIS styles and a record per scene, plus a run manifest and CSV.
+HELP = """Explain a segmentation model on raster scenes: a saliency COG (one band per method), a class COG, QGIS styles, a STAC Item and a record per scene, plus a run manifest, CSV and STAC catalog.
 
-INPUT: files, folders (their .tif/.tiff) or globs. Exit code 0 when every input succeeded (or was skipped as complete), 1 when some failed (the others are still processed), 2 for usage errors.
+INPUT: files, folders (their .tif/.tiff) or globs; https:// and s3:// locations, GDAL /vsi… paths, .vrt mosaics, JP2; STAC Item or ItemCollection JSON (local or remote). OUTDIR: a folder or s3://bucket/prefix. Exit code 0 when every input succeeded (or was skipped as complete), 1 when some failed (the others are still processed), 2 for usage errors.
 
 \b
 Outputs in OUTDIR for input <stem>.tif:
@@ -25,8 +24,9 @@ Outputs in OUTDIR for input <stem>.tif:
   <stem>_saliency_<method>.qml   the style of each method band (for single files)
   <stem>_quicklook.png   input, prediction and every method side by side
   <stem>_quicklook_<method>.png   heatmap over the scene, class outlined, colour bar
+  <stem>.stac.json       STAC Item of the outputs (raster + projection extensions)
   <stem>_saliency.json   scene record, written last (= scene complete)
-  segxai_manifest.json, segxai_scenes.csv   run summary, rebuilt from all records
+  segxai_manifest.json, segxai_scenes.csv, catalog.json   run summary, rebuilt from all records
   segxai.qgs             QGIS project: a group per scene, methods as a radio group
   report.html            with --report: the run as one web page (segxai report)
 
@@ -39,6 +39,9 @@ Examples:
   segxai explain scenes/ -o out/ --ray auto --devices all --split auto   (a Ray cluster; huge mosaics split)
   segxai explain scene.tif -o out/ --vector buildings.gpkg
   segxai explain sample_tiles/ -o out/ --method gradcam,hirescam,scorecam --report
+  segxai explain https://example.com/cogs/scene.tif -o s3://bucket/explained/
+  segxai explain item.json -o out/ --assets B04,B03,B02
+  segxai explain --inputs-from scenes.txt -o out/ -b red,green,blue
 """
 
 
@@ -47,13 +50,15 @@ def register(app: typer.Typer) -> None:
 
 
 def explain(
-    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", help="GeoTIFF files, folders or globs.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", metavar="OUTDIR", help="Output folder (created if missing).", show_default=False)],
+    inputs: Annotated[Optional[list[str]], typer.Argument(metavar="INPUT", help="Rasters, folders, globs, URLs, s3:// locations or STAC JSON.", show_default=False)] = None,
+    output: Annotated[str, typer.Option("-o", "--output", metavar="OUTDIR", help="Output folder (created if missing) or s3://bucket/prefix.", show_default=False)] = "",
+    inputs_from: Annotated[Optional[str], typer.Option("--inputs-from", metavar="FILE", help="Read more inputs from FILE: one location a line (any kind), '#' comments; '-' = standard input.", show_default=False)] = None,
+    assets: Annotated[Optional[str], typer.Option("--assets", metavar="KEYS", help="STAC inputs: the assets stacked as the scene's bands, in order (e.g. B04,B03,B02).", show_default=False)] = None,
     model: O.Model = None,
     method: O.Methods = None,
     layer: O.Layers = None,
     target_class: O.TargetClass = None,
-    bidx: O.Bidx = None,
+    bidx: O.Bands = None,
     tile_size: Annotated[Optional[int], typer.Option("--tile-size", help="Window size in pixels (a multiple of the model's stride). Default: the model's.", show_default=False)] = None,
     overlap: Annotated[float, typer.Option("--overlap", help="Window overlap as a fraction of the tile (blended with raised-cosine ramps).")] = 0.25,
     normalize: Annotated[str, typer.Option("--normalize", help="scene: one min-max per scene; tile: per-tile min-max (seams); none: raw values.")] = "scene",
@@ -87,13 +92,20 @@ def explain(
     from segxai_cli.explain.executors import choose_executor
     from segxai_cli.explain.options import resolve_options
     from segxai_cli.explain.run import explain_scenes
+    from segxai_cli.raster.inputs import read_input_list
 
+    if not output:
+        raise UsageError("-o/--output OUTDIR is required (a folder or s3://bucket/prefix)")
+    inputs = list(inputs or []) + (read_input_list(inputs_from) if inputs_from else [])
+    if not inputs:
+        raise UsageError("no inputs given (INPUT arguments or --inputs-from FILE)")
     opts = resolve_options(
         methods=method, layer=layer, target_class=target_class, bands=bidx, tile_size=tile_size, overlap=overlap,
         normalize=normalize, use_probs=probs, batch_size=batch_size, device=device, autocast=autocast,
         region_mask=region_mask, vector=vector, vector_layer=vector_layer, bbox=bbox, bbox_crs=bbox_crs,
         clip_to_region=clip_to_region, per_feature=per_feature, feature_id=feature_id, compress=compress,
         quicklook=quicklook,
+        assets=assets,
     )
     progress = Progress("scene", quiet=quiet, unit="window")
     executor = choose_executor(ray, devices, workers, split, progress)

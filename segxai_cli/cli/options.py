@@ -19,6 +19,9 @@ ModelArg = Annotated[Optional[Path], typer.Argument(
 Device = Annotated[str, typer.Option("--device", metavar="DEVICE", help="Torch device: auto (CUDA when available), cpu, cuda or cuda:N.")]
 Bidx = Annotated[Optional[str], typer.Option(
     "-b", "--bidx", metavar="BANDS", help="Input bands, 1-based, comma-separated (e.g. 1,2,3). Default: the model's.", show_default=False)]
+Bands = Annotated[Optional[str], typer.Option(
+    "-b", "--bidx", metavar="BANDS", help="Input bands, 1-based (1,2,3), or band names (red,green,blue): STAC eo:bands common names, "
+    "band descriptions or colour interpretations. Default: the model's.", show_default=False)]
 Methods = Annotated[Optional[list[str]], typer.Option(
     "--method", metavar="NAME", help=f"Method(s): repeat or comma-separate. Names: {grammar()}.", show_default=False)]
 Layers = Annotated[Optional[list[str]], typer.Option(

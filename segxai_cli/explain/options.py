@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from segxai_cli.cam.registry import resolve_methods
 from segxai_cli.errors import UsageError
 from segxai_cli.model.info import MAX_TILE, MIN_TILE
-from segxai_cli.options import layer_names, parse_bands, parse_bbox, parse_layers
+from segxai_cli.options import layer_names, parse_band_selection, parse_bbox, parse_layers, parse_names
 
 if TYPE_CHECKING:
     from torch import nn
@@ -98,7 +98,7 @@ class ExplainOptions:
     layers: tuple[str, ...]  # layer specs ('a+b' averaged); one output band per method and spec
     target_class: Union[int, str, None] = None
     class_name: Optional[str] = None
-    bands: Optional[tuple[int, ...]] = None
+    bands: Optional[tuple[Union[int, str], ...]] = None  # numbers, or names resolved per scene
     tile_size: Optional[int] = None
     overlap: float = 0.25
     normalize: str = "scene"
@@ -109,6 +109,7 @@ class ExplainOptions:
     region: RegionSpec = field(default_factory=RegionSpec)
     compress: str = "deflate"
     quicklook: Optional[bool] = None  # PNG quicklooks: None = for scenes up to a size cap (outputs/quicklook.py)
+    assets: Optional[tuple[str, ...]] = None  # STAC inputs: the assets stacked as the scene's bands
 
     @property
     def bound(self) -> bool:
@@ -165,6 +166,7 @@ def resolve_options(
     feature_id: Optional[str] = None,
     compress: str = "deflate",
     quicklook: Optional[bool] = None,
+    assets: Union[str, Sequence[str], None] = None,
 ) -> ExplainOptions:
     """Check every option that needs no model (see the module docstring)."""
     normalize = (normalize or "scene").lower()
@@ -186,7 +188,8 @@ def resolve_options(
     compress = (compress or "deflate").lower()
     if compress not in COMPRESSIONS:
         raise UsageError(f"--compress {compress!r}: expected one of {', '.join(COMPRESSIONS)}")
-    parsed_bands = parse_bands(bands)
+    parsed_bands = parse_band_selection(bands)
+    parsed_assets = parse_names(assets, "--assets")
     if isinstance(target_class, str) and not target_class.strip():
         raise UsageError("--class: empty")
     return ExplainOptions(
@@ -205,6 +208,7 @@ def resolve_options(
                               feature_id),
         compress=compress,
         quicklook=None if quicklook is None else bool(quicklook),
+        assets=tuple(parsed_assets) if parsed_assets else None,
     )
 
 

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
+import rasterio
 import torch
 from rasterio.windows import Window
 
 from segxai_cli.faults import fault_point
-from segxai_cli.raster.reader import open_raster_quiet, read_window
+from segxai_cli.raster.reader import open_raster_quiet, read_window_retrying
 from segxai_cli.raster.regions import RegionSource
-from segxai_cli.raster.source import RasterSource
+from segxai_cli.raster.source import RasterSource, read_options
 from segxai_cli.tiling.grid import TileGrid
 from segxai_cli.tiling.tiles import pad_tile
 
@@ -73,25 +74,31 @@ class Reader(threading.Thread):
 
     def run(self) -> None:
         reg = None
+        # GDAL settings are per thread outside the main thread: this one sets the scene's own.
+        env = read_options(bool(self.source.remote_prefixes()), self.tile ** 2 * len(self.bidx) * 4, block_cache=False)
         try:
-            with open_raster_quiet(self.source) as src:
-                reg = self.region.open() if self.region is not None else None
-                if self._read_all(src, reg):
-                    self._put(END)
+            with rasterio.Env(**env):
+                self.src = open_raster_quiet(self.source)
+                try:
+                    reg = self.region.open() if self.region is not None else None
+                    if self._read_all(reg):
+                        self._put(END)
+                finally:
+                    self.src.close()
         except BaseException as exc:  # handed to the main thread, which re-raises it
             self._put(exc)
         finally:
             if reg is not None:
                 reg.close()
 
-    def _read_all(self, src, reg: Optional[RegionSource]) -> bool:
+    def _read_all(self, reg: Optional[RegionSource]) -> bool:
         entries: list[Entry] = []
         tiles: list[tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]] = []
         for win in self.grid.windows(self.rows):
             if self.stop.is_set():
                 return False
             fault_point("read")
-            data, valid = read_window(src, win, self.bidx)
+            self.src, data, valid = read_window_retrying(self.source, self.src, win, self.bidx)
             entry, tile = self._window(win, data, valid, reg)
             if tile is not None:
                 entry.index = len(tiles)

@@ -1,7 +1,7 @@
 """The scene record (written last: the scene is complete) and the run's manifest and CSV.
 
 ``segxai_manifest.json`` and ``segxai_scenes.csv`` — and the run output kinds of
-:mod:`segxai_cli.explain.run_outputs` (the QGIS project) — are rebuilt at the end of every run from
+:mod:`segxai_cli.explain.run_outputs` (the QGIS project, the STAC catalog) — are rebuilt at the end of every run from
 *all* scene records in the output folder, so concurrent shards writing one folder never lose rows.
 """
 
@@ -28,6 +28,7 @@ from segxai_cli.raster.source import RasterSource
 MANIFEST_NAME = "segxai_manifest.json"
 CSV_NAME = "segxai_scenes.csv"
 RECORD_FORMAT = "segxai-scene"
+RUN_FILES = (MANIFEST_NAME, CSV_NAME, "catalog.json", "segxai.qgs")  # rebuilt at the end of every run
 
 
 def environment(device: Optional[str] = None) -> dict[str, Any]:
@@ -86,7 +87,8 @@ def csv_row(source: RasterSource, result: SceneResult, opts: ExplainOptions, wid
 
 
 def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, opts: ExplainOptions,
-                 model: dict[str, Any], options_key: str, crs, width: int, height: int) -> None:
+                 model: dict[str, Any], options_key: str, crs, width: int, height: int,
+                 bands: Sequence[int] = ()) -> None:
     """The completion record: written last, atomically."""
     s = result.stats
     names = opts.band_names
@@ -94,8 +96,9 @@ def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, 
         "format": RECORD_FORMAT,
         "format_version": 1,
         "scene": source.stem,
-        "input": _absolute(source),
+        "input": source.href,
         "size": [width, height],
+        **({"input_bands": [int(b) for b in bands]} if bands else {}),  # as read (band names resolved)
         "crs": crs.to_string() if crs is not None else None,
         "outputs": {k: Path(v).name for k, v in paths.files.items()},
         "options": opts.record(),
@@ -120,10 +123,6 @@ def write_record(paths: OutputPaths, source: RasterSource, result: SceneResult, 
         "csv_row": csv_row(source, result, opts, width, height),
     }
     atomic_write_text(paths.record, json.dumps(rec, indent=2, default=str) + "\n")
-
-
-def _absolute(source: RasterSource) -> str:
-    return str(source.path.resolve()) if source.is_local else str(source)
 
 
 def read_record(path: Path) -> Optional[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from segxai_cli._version import __version__
 from segxai_cli.raster.source import RasterSource
@@ -62,6 +62,7 @@ class SceneResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     parts: list["SceneResult"] = field(default_factory=list)  # per-feature results of this input
+    location: Optional[str] = None  # where the outputs were uploaded (s3://…), when not in a local folder
 
     @property
     def saliency(self) -> Optional[Path]:
@@ -82,7 +83,7 @@ class SceneResult:
         if self.error:
             d["error"] = self.error
         if self.outputs:
-            d["outputs"] = {k: str(v) for k, v in self.outputs.files.items()}
+            d["outputs"] = {k: f"{self.location}/{v.name}" if self.location else str(v) for k, v in self.outputs.files.items()}
         if self.stats:
             d["tiles"] = self.stats.tiles
             d["tiles_computed"] = self.stats.tiles_computed
@@ -101,7 +102,7 @@ class RunResult:
     """What happened to every input of :func:`~segxai_cli.explain.explain_scenes`."""
 
     scenes: list[SceneResult]
-    outdir: Path
+    outdir: Union[Path, str]  # a folder, or s3://bucket/prefix
     seconds: float = 0.0
     manifest: Optional[Path] = None
     csv: Optional[Path] = None

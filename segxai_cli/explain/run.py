@@ -17,11 +17,11 @@ from typing import Any, Optional, Union
 
 from segxai_cli.errors import InputError, OutputError, SegxaiError, UsageError
 from segxai_cli.explain.executors import Executor, LocalExecutor, RunPlan
+from segxai_cli.explain.destination import Destination
 from segxai_cli.explain.executors.base import Progress, attempt
 from segxai_cli.explain.options import ExplainOptions, resolve_options
 from segxai_cli.explain.records import write_run_summary
-from segxai_cli.explain.results import OutputPaths, RunResult, SceneResult
-from segxai_cli.files import check_writable_folder
+from segxai_cli.explain.results import RECORD_SUFFIX, OutputPaths, RunResult, SceneResult
 from segxai_cli.options import parse_shard
 from segxai_cli.raster.inputs import expand_paths
 from segxai_cli.raster.source import RasterSource
@@ -46,13 +46,14 @@ def explain_scenes(
     keep_going: bool = True,
     **kwargs: Any,
 ) -> RunResult:
-    """Explain many scenes (files, folders, globs, GDAL locations) with one model load.
+    """Explain many scenes (files, folders, globs, URLs, ``s3://``, GDAL paths, STAC items) with one model load.
 
     Options are given either as keyword arguments (``methods``, ``layer``, ``target_class``,
     ``bands``, ``tile_size``, ``overlap``, ``normalize``, ``use_probs``, ``batch_size``, ``device``,
     ``autocast``, ``region_mask``, ``vector``, ``vector_layer``, ``bbox``, ``compress``: see
     :func:`~segxai_cli.explain.options.resolve_options`) or already resolved as ``options``.
     ``model``: None (the bundled sample model), a checkpoint path, or ``(module, ModelInfo)``.
+    ``outdir``: a folder, or ``s3://bucket/prefix`` (see :mod:`segxai_cli.explain.destination`).
 
     An input that fails (user error or not) is logged and recorded as failed; the others are still
     processed (check :attr:`RunResult.ok`). ``shard=(K, N)`` or ``"K/N"`` keeps every N-th input of
@@ -68,12 +69,13 @@ def explain_scenes(
         raise TypeError(f"give options either resolved or as keywords, not both: {', '.join(kwargs)}")
     opts = options if options is not None else resolve_options(**kwargs)
     shard_t = parse_shard(shard)
-    outdir = check_writable_folder(outdir, create=True)
+    dest = Destination.of(outdir).prepare()
+    outdir = dest.uri if dest.remote else dest.folder
     inputs = [inputs] if isinstance(inputs, (str, Path, RasterSource)) else list(inputs)
-    todo, results = _select_inputs(inputs, shard_t, keep_going)
+    todo, results = _select_inputs(inputs, shard_t, keep_going, opts)
     checked = []
     for source in todo:
-        failure = attempt(source, keep_going, _precheck, source, outdir, overwrite, skip_existing)
+        failure = attempt(source, keep_going, _precheck, source, dest, overwrite, skip_existing)
         if failure is None:
             checked.append(source)
         else:
@@ -82,8 +84,8 @@ def explain_scenes(
     plan = RunPlan(model, opts, outdir, overwrite, skip_existing, keep_going)
 
     def summary():
-        return write_run_summary(outdir, results, executor.bound_options or opts, executor.model_record, t0, shard_t,
-                                 [str(i) for i in inputs])
+        return write_run_summary(dest.folder, results, executor.bound_options or opts, executor.model_record, t0,
+                                 shard_t, [str(RasterSource.of(i)) for i in inputs])
 
     if checked:
         last = time.monotonic()
@@ -95,10 +97,17 @@ def explain_scenes(
                 last = time.monotonic()
     run = RunResult(results, outdir, seconds=time.time() - t0)
     try:
+        dest.pull_records(RECORD_SUFFIX)
         run.manifest, run.csv = summary()
+        if dest.remote and run.manifest:
+            dest.publish(run_files(dest.folder))
+            run.manifest, run.csv = dest.location(run.manifest), dest.location(run.csv)
     except SegxaiError as exc:
         log.error("%s", exc)
-        run.scenes.append(SceneResult(RasterSource.of(outdir), "failed", error=str(exc)))
+        run.scenes.append(SceneResult(RasterSource.of(str(outdir)), "failed", error=str(exc)))
+    finally:
+        if dest.remote:
+            dest.cleanup()
     run.seconds = time.time() - t0
     return run
 
@@ -109,10 +118,10 @@ def explain_scene(input: Union[str, Path, RasterSource], outdir: Union[str, Path
     return explain_scenes([input], outdir, model, keep_going=False, **kwargs).scenes[0]
 
 
-def _select_inputs(inputs: list, shard: Optional[tuple[int, int]],
-                   keep_going: bool) -> tuple[list[RasterSource], list[SceneResult]]:
+def _select_inputs(inputs: list, shard: Optional[tuple[int, int]], keep_going: bool,
+                   opts: ExplainOptions) -> tuple[list[RasterSource], list[SceneResult]]:
     """Expand inputs; two inputs with the same name would write the same outputs: the first (sorted) wins."""
-    sources, problems = expand_paths(inputs)
+    sources, problems = expand_paths(inputs, assets=opts.assets, bands=opts.bands)
     if not sources and not problems:
         raise UsageError("no inputs given")
     if problems and not keep_going:
@@ -135,11 +144,19 @@ def _select_inputs(inputs: list, shard: Optional[tuple[int, int]],
     return todo, results
 
 
-def _precheck(source: RasterSource, outdir: Path, overwrite: bool, skip_existing: bool) -> None:
+def _precheck(source: RasterSource, dest: Destination, overwrite: bool, skip_existing: bool) -> None:
     """Failures known without the model: a missing input, outputs in the way."""
     if not source.exists():
         raise InputError(f"{source}: no such file")
     if not overwrite and not skip_existing:
-        existing = [p for p in OutputPaths.for_stem(outdir, source.stem).all() if p.exists()]
+        existing = [p for p in OutputPaths.for_stem(dest.folder, source.stem).all() if dest.exists(p)]
         if existing:
-            raise OutputError(f"{existing[0]}: exists (use --overwrite to replace, or --skip-existing to skip complete scenes)")
+            raise OutputError(f"{dest.location(existing[0])}: exists (use --overwrite to replace, "
+                              "or --skip-existing to skip complete scenes)")
+
+
+def run_files(folder: Path) -> list[Path]:
+    """The run-level files of a folder (manifest, CSV, STAC catalog) that exist."""
+    from segxai_cli.explain.records import RUN_FILES
+
+    return [folder / n for n in RUN_FILES if (folder / n).exists()]

@@ -17,22 +17,22 @@ import rasterio
 import torch
 
 from segxai_cli.errors import InputError, OutputError
+from segxai_cli.explain.destination import Destination
 from segxai_cli.explain.options import ExplainOptions, RegionSpec
 from segxai_cli.explain.outputs import SCENE_OUTPUTS, SceneContext
 from segxai_cli.explain.pipeline import PipelineConfig, ScenePipeline
-from segxai_cli.explain.records import is_complete, write_record
+from segxai_cli.explain.records import write_record
 from segxai_cli.explain.results import OutputPaths, SceneResult
 from segxai_cli.faults import fault_point
 from segxai_cli.files import remove_stale_temps, write_error
 from segxai_cli.model.adapter import ModelAdapter
 from segxai_cli.model.info import ModelInfo
-from segxai_cli.raster.reader import NoCRSWarning, open_raster
+from segxai_cli.raster.reader import NoCRSWarning, open_raster, resolve_bands
 from segxai_cli.raster.regions import MaskRegion, RegionSource, RegionWarning, bbox_region, load_vector
-from segxai_cli.raster.source import RasterSource
+from segxai_cli.raster.source import RasterSource, read_options
 
 log = logging.getLogger("segxai")
 
-GDAL_CACHE_MB = 128
 
 
 @dataclass
@@ -56,19 +56,19 @@ class Explainer:
         return {"path": Path(info.path).name if info.path else None, "sha256": info.sha256, "family": info.family,
                 "arch": info.arch, "encoder": info.encoder, "classes": info.class_names, "tile_size": info.tile_size}
 
-    def pipeline_config(self) -> PipelineConfig:
+    def pipeline_config(self, bidx=None) -> PipelineConfig:
         o = self.opts
         return PipelineConfig(
-            tile=o.tile_size, overlap=o.overlap_px, bidx=o.bands, stats=self.info.band_stats,
+            tile=o.tile_size, overlap=o.overlap_px, bidx=bidx or o.bands, stats=self.info.band_stats,
             n_classes=self.info.n_classes, methods=o.methods, layers=o.layers, target_class=o.target_class,
             normalize=o.normalize, use_probs=o.use_probs, autocast=o.autocast, batch_size=o.batch_size,
             device=self.device, clip=o.region.clip,
         )
 
     # ---------------------------------------------------------------- one scene
-    def scene(self, source: RasterSource, outdir: Path, *, overwrite: bool = False, skip_existing: bool = False,
+    def scene(self, source: RasterSource, outdir: "Path | str | Destination", *, overwrite: bool = False, skip_existing: bool = False,
               position: tuple[int, int] = (1, 1), region: Optional[RegionSource] = None) -> SceneResult:
-        """Explain one scene into ``outdir``; user errors raise :class:`~segxai_cli.errors.SegxaiError`.
+        """Explain one scene into ``outdir`` (a folder or ``s3://…``); user errors raise :class:`~segxai_cli.errors.SegxaiError`.
 
         ``region``: the region reader to use instead of the options' (per-feature runs pass one feature).
         With ``--per-feature`` the scene becomes one explanation per vector feature
@@ -86,11 +86,14 @@ class Explainer:
                                     position=position)
         # GDAL's block cache defaults to 5 % of the RAM and would fill with input blocks as the scene is
         # read: capped (globally, restored afterwards) so that memory does not grow with the scene size.
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024):
+        # Network sources get GDAL's HTTP settings for the scene (raster.sources.remote.read_options).
+        dest = Destination.of(outdir)
+        outdir = dest.folder
+        with rasterio.Env(**self.read_env(source)):
             t0 = time.perf_counter()
             paths = OutputPaths.for_stem(outdir, source.stem)
             result = SceneResult(source, "done", outputs=paths)
-            if self._existing(paths, result, overwrite, skip_existing):
+            if self._existing(paths, result, overwrite, skip_existing, dest):
                 return result
             scene, region = self._open(source, outdir, result, region)
             outputs = [kind(scene) for kind in SCENE_OUTPUTS]
@@ -100,15 +103,17 @@ class Explainer:
                 for out in outputs:
                     out.abort()
                 raise
-            self.publish(scene, outputs, stats, result, t0)
+            self.publish(scene, outputs, stats, result, t0, dest)
         if stats.tiles_empty_region:
             log.info("%s: %d tile(s) had an empty target region (zero saliency there)", source, stats.tiles_empty_region)
         log.info("%s: %d tiles (%d computed) in %.1f s, %.2f MP/s -> %s", source, stats.tiles, stats.tiles_computed,
                  result.seconds, result.megapixels_per_s or 0.0, paths.saliency)
         return result
 
-    def publish(self, scene: SceneContext, outputs: list, stats, result: SceneResult, t0: float) -> None:
-        """Finalize every output, commit them all, write the record; a failure undoes all of it."""
+    def publish(self, scene: SceneContext, outputs: list, stats, result: SceneResult, t0: float,
+                dest: Optional[Destination] = None) -> None:
+        """Finalize every output, commit them all, write the record (then upload them all to a remote
+        ``dest``); a failure undoes all of it."""
         committed: list[Path] = []
         try:
             if stats.valid_pixels == 0:
@@ -121,6 +126,9 @@ class Explainer:
             result.stats = stats
             result.seconds = time.perf_counter() - t0
             self._record(result.outputs, scene.source, result, scene)
+            if dest is not None and dest.remote:
+                dest.publish(committed + [result.outputs.record])
+                result.location = dest.uri
         except BaseException:
             for out in outputs:
                 out.abort()
@@ -128,15 +136,22 @@ class Explainer:
                 p.unlink(missing_ok=True)
             raise
 
-    def _existing(self, paths: OutputPaths, result: SceneResult, overwrite: bool, skip_existing: bool) -> bool:
+    def read_env(self, source: RasterSource) -> dict:
+        """GDAL settings for reading this scene (block cache, and HTTP settings for network sources)."""
+        window = self.opts.tile_size ** 2 * len(self.opts.bands) * 4
+        return read_options(bool(source.remote_prefixes()), window)
+
+    def _existing(self, paths: OutputPaths, result: SceneResult, overwrite: bool, skip_existing: bool,
+                  dest: Optional[Destination] = None) -> bool:
         """Refuse / skip complete / redo incomplete outputs; True when the scene is skipped."""
-        existing = [p for p in paths.all() if p.exists()]
+        dest = dest if dest is not None else Destination.of(paths.record.parent)
+        existing = [p for p in paths.all() if dest.exists(p)]
         if existing and not overwrite:
             if not skip_existing:
                 raise OutputError(
-                    f"{existing[0]}: exists (use --overwrite to replace, or --skip-existing to skip complete scenes)"
+                    f"{dest.location(existing[0])}: exists (use --overwrite to replace, or --skip-existing to skip complete scenes)"
                 )
-            rec = is_complete(paths)
+            rec = dest.complete(paths.all(), paths.record)
             if rec is not None:
                 if rec.get("options_key") != self.key:
                     raise OutputError(
@@ -149,14 +164,14 @@ class Explainer:
             log.info("%s: incomplete outputs from an interrupted run, redoing", result.input)
         for final in paths.all():
             remove_stale_temps(final)
-        paths.record.unlink(missing_ok=True)  # the completion marker goes before anything is replaced
+        dest.remove(paths.record)  # the completion marker goes before anything is replaced
         return False
 
     def _record(self, paths: OutputPaths, source: RasterSource, result: SceneResult, scene: SceneContext) -> None:
         try:
             fault_point("record")
             write_record(paths, source, result, self.opts, self.model_record, self.key, scene.crs,
-                         scene.width, scene.height)
+                         scene.width, scene.height, scene.bands)
         except OSError as exc:
             raise write_error(paths.record, exc) from None
 
@@ -170,10 +185,11 @@ class Explainer:
         for w in caught:
             _warn(result, str(w.message), w.category)
         with src:
-            self._check_scene(src, source, result)
+            bidx = self._check_scene(src, source, result)
             if region is None and with_region:
                 region = self._region(src, source, result)
-            scene = SceneContext(source, outdir, self.info, self.opts, src.width, src.height, src.crs, src.transform)
+            scene = SceneContext(source, outdir, self.info, self.opts, src.width, src.height, src.crs, src.transform,
+                                 bands=tuple(bidx))
         return scene, region
 
     def _compute(self, scene: SceneContext, region, outputs, position: tuple[int, int] = (1, 1),
@@ -185,17 +201,19 @@ class Explainer:
             for out in outputs:
                 out.write(row0, saliency, prediction)
 
-        pipe = ScenePipeline(scene.source, self.adapter, self.pipeline_config(), scene.width, scene.height, region, sink,
-                             rows=rows)
+        pipe = ScenePipeline(scene.source, self.adapter, self.pipeline_config(scene.bands), scene.width, scene.height,
+                             region, sink, rows=rows)
         if self.progress is not None:
             pipe.progress = self.progress(*position, scene.source.name, len(pipe.grid), scene.width * scene.height / 1e6)
         for out in outputs:
             out.open(rows)
         return pipe.run()
 
-    def _check_scene(self, src, source: RasterSource, result: SceneResult) -> None:
+    def _check_scene(self, src, source: RasterSource, result: SceneResult) -> list[int]:
+        """Bands and data type against the model; → the scene's band numbers (names resolved)."""
         info, opts = self.info, self.opts
-        bad = [b for b in opts.bands if b < 1 or b > src.count]
+        bidx = resolve_bands(src, opts.bands, str(source))
+        bad = [b for b in bidx if b < 1 or b > src.count]
         if bad:
             raise InputError(
                 f"{source}: has {src.count} band(s) but the model takes {info.in_channels} "
@@ -204,6 +222,7 @@ class Explainer:
         if info.source_dtype and src.dtypes[0] != info.source_dtype:
             _warn(result, f"{source}: scene is {src.dtypes[0]} but the model was trained on {info.source_dtype} "
                           "imagery; results may be meaningless")
+        return bidx
 
     def _region(self, src, source: RasterSource, result: SceneResult) -> Optional[RegionSource]:
         with warnings.catch_warnings(record=True) as caught:

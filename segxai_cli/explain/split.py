@@ -33,7 +33,7 @@ import rasterio
 from segxai_cli.explain.outputs import SCENE_OUTPUTS
 from segxai_cli.explain.pipeline import SceneStats
 from segxai_cli.explain.results import OutputPaths, SceneResult
-from segxai_cli.explain.scene import GDAL_CACHE_MB, Explainer
+from segxai_cli.explain.scene import Explainer
 from segxai_cli.files import remove_stale_temps
 from segxai_cli.raster.source import RasterSource
 from segxai_cli.tiling.grid import TileGrid
@@ -65,15 +65,16 @@ class BlockResult:
     pieces: list = field(default_factory=list)  # per output kind: its writers' pieces
 
 
-def _env():
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 1024 * 1024)
+def _env(explainer: Explainer, source: RasterSource):
+    """The scene's GDAL settings (block cache; HTTP settings for network sources), as a whole-scene run."""
+    return rasterio.Env(**explainer.read_env(source))
 
 
 def plan_split(explainer: Explainer, source: RasterSource, outdir: Path, blocks: int, *, min_pixels: int = 0,
                overwrite: bool = False, skip_existing: bool = False) -> Union[SplitPlan, SceneResult]:
     """Check the scene as a whole-scene run would and cut it into up to ``blocks`` blocks (one when it
     has fewer than ``min_pixels`` pixels); a skipped scene's result instead when it is complete."""
-    with _env():
+    with _env(explainer, source):
         paths = OutputPaths.for_stem(outdir, source.stem)
         result = SceneResult(source, "done", outputs=paths)
         if explainer._existing(paths, result, overwrite, skip_existing):
@@ -88,7 +89,7 @@ def plan_split(explainer: Explainer, source: RasterSource, outdir: Path, blocks:
 def run_block(explainer: Explainer, plan: SplitPlan, index: int) -> BlockResult:
     """Explain block ``index`` into temp pieces of every output; → its statistics and pieces."""
     rows = plan.blocks[index]
-    with _env(), warnings.catch_warnings():
+    with _env(explainer, plan.source), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the plan and the finish report the scene's warnings
         scene, region = explainer._open(plan.source, plan.outdir, SceneResult(plan.source, "done"), None)
         outputs = [kind(scene) for kind in SCENE_OUTPUTS]
@@ -109,7 +110,7 @@ def finish_split(explainer: Explainer, plan: SplitPlan, blocks: Sequence[BlockRe
     blocks = sorted(blocks, key=lambda b: b.index)
     paths = OutputPaths.for_stem(plan.outdir, plan.source.stem)
     result = SceneResult(plan.source, "done", outputs=paths)
-    with _env(), warnings.catch_warnings():
+    with _env(explainer, plan.source), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scene, _ = explainer._open(plan.source, plan.outdir, SceneResult(plan.source, "done"), None, with_region=False)
         result.warnings = list(plan.warnings)

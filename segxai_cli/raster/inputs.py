@@ -8,7 +8,11 @@ One rule for every command (explain, evaluate, train):
 - files named ``*_mask.tif`` found in a folder or glob are masks, never scenes (so scenes and masks
   may share a folder); name one explicitly to use it as a scene;
 - the mask of scene ``<stem>.tif`` is ``<stem>_mask.tif`` among the mask inputs, or else a file with
-  the same name as the scene in another folder (``images/a.tif`` ↔ ``masks/a.tif``).
+  the same name as the scene in another folder (``images/a.tif`` ↔ ``masks/a.tif``);
+- a location that is not a local file (``https://``, ``s3://``, ``/vsi…``) is taken as it is; a STAC
+  document (``*.json``) gives one scene per item, with the bands selected by ``assets``/``bands``
+  (:mod:`segxai_cli.raster.sources.stac`); an input list (``--inputs-from``) holds any of these,
+  one a line.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Union
 
-from segxai_cli.errors import InputError
-from segxai_cli.raster.source import RasterSource
+from segxai_cli.errors import InputError, UsageError
+from segxai_cli.raster.source import RasterSource, StacItemSource
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 OUTPUT_SUFFIXES = ("_saliency.tif", "_prediction.tif")
@@ -38,19 +42,29 @@ def _is_candidate(p: Path) -> bool:
     return p.is_file() and name.endswith(RASTER_SUFFIXES) and not name.startswith(".") and not name.endswith(OUTPUT_SUFFIXES)
 
 
-def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[list[RasterSource], list[tuple[str, str]]]:
+def expand_paths(items: Iterable[PathSpec], *, masks: bool = False, assets: Sequence[str] | None = None,
+                 bands: Sequence[int | str] | None = None) -> tuple[list[RasterSource], list[tuple[str, str]]]:
     """Expand files, folders and globs into (sources, problems).
 
     A problem is ``(spec, reason)`` for a folder or glob that gave no file; callers decide whether it
     is fatal. A named file is returned as is, even if missing: opening it gives the clear error.
     Locations that are not local files (``/vsi…`` paths, URLs) are passed through unchanged.
     With ``masks=False``, ``*_mask`` files from folders/globs are left out (they are masks).
+    STAC documents are read here (one source per item); a document that fails is a problem.
     """
     found: dict[str, RasterSource] = {}
     problems: list[tuple[str, str]] = []
+    names = tuple(b for b in bands or () if isinstance(b, str)) or None
     for item in items:
         source = RasterSource.of(item)
         spec = source.uri
+        if isinstance(source, StacItemSource) and not source.item:
+            try:
+                for it in StacItemSource.expand(spec, tuple(assets) if assets else None, names):
+                    found.setdefault(it.uri, it)
+            except InputError as exc:
+                problems.append((str(source), str(exc).removeprefix(f"{source}: ")))
+            continue
         if not source.is_local:
             found.setdefault(spec, source)
             continue
@@ -72,6 +86,20 @@ def expand_paths(items: Iterable[PathSpec], *, masks: bool = False) -> tuple[lis
         for m in matches:
             found.setdefault(os.path.abspath(m), RasterSource.of(m))
     return sorted(found.values(), key=str), problems
+
+
+def read_input_list(path: str | Path) -> list[str]:
+    """``--inputs-from FILE``: one location a line (any kind); blank lines and ``#`` lines are skipped.
+    ``-`` reads standard input. Relative paths are relative to the current folder, as on the command line."""
+    import sys
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--inputs-from {path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--inputs-from {path}: not a text file (one location a line)") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def match_masks(scenes: Sequence[RasterSource], mask_items: Iterable[PathSpec]) -> dict[RasterSource, RasterSource | None]:

@@ -11,7 +11,8 @@ Life of one output (``OUTDIR/x_saliency.tif``):
    during that copy through a VRT (``ComplexSource`` ``ScaleOffset``/``ScaleRatio``, or a clamping
    ``LUT``), so the raw maps are never rewritten. The finished COG is then **read back** — its
    header, its smallest overview and its first and last full-resolution blocks — because GDAL can
-   report a full disk as a mere warning and leave a truncated file behind.
+   report a full disk as a mere warning and leave a truncated file behind. Every band carries exact
+   ``STATISTICS_*`` metadata, accumulated while the strips were written (``raster.band_statistics``).
 3. :meth:`StreamingWriter.commit` removes stale sidecars of an older output (``.aux.xml``, ``.msk``,
    ``.ovr``) and ``os.replace``-s the COG onto the final name — a reader, or a run killed at any
    moment, never sees a half-written file under the final name. A scene finalizes all its outputs
@@ -27,7 +28,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -41,6 +41,8 @@ from rasterio.windows import Window
 from segxai_cli.errors import OutputError
 from segxai_cli.faults import fault_point
 from segxai_cli.files import atomic_write_text, publish, remove_stale_sidecars, temp_name, write_error
+from segxai_cli.raster.band_statistics import RunningStatistics
+from segxai_cli.raster.vrt import Piece, metadata_xml, nodata_text, source_xml
 
 COMPRESSIONS = ("deflate", "zstd", "lzw", "none")
 GDAL_ERRORS = (RasterioIOError, CPLE_BaseError, OSError)
@@ -59,17 +61,6 @@ def output_error(path: Path, exc: BaseException) -> OutputError:
         except OSError:
             pass
     return err
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Rows ``y0 .. y1`` of an output, written by one worker into a temp file of their own (a block of
-    a split scene) whose first row is scene row ``origin`` (block-aligned, so every block is written once)."""
-
-    path: Path
-    y0: int
-    y1: int
-    origin: int
 
 
 class StreamingWriter:
@@ -117,12 +108,20 @@ class StreamingWriter:
         self.threads = threads
         self.cache_mb = cache_mb
         self.tmp = temp_name(self.path, "part.tif")
-        self.tmp_cog = temp_name(self.path, "cog.tif")
+        self.tmp_cog = self.finished_path(self.path)
         self.tmp_vrt = temp_name(self.path, "vrt")
         self._dst = None
         self.origin = 0  # scene row of the temp file's first row
         self.rows: tuple[int, int] | None = None
         self.pieces: list[Piece] = []
+        self.running = RunningStatistics(count, nodata)
+        self.statistics: list[dict[str, float]] = []  # STATISTICS_* of each band, known after finalize
+
+    @staticmethod
+    def finished_path(final: str | Path) -> Path:
+        """Where the checked COG of ``final`` lies between :meth:`finalize` and :meth:`commit` (other
+        outputs of the scene, such as its STAC Item, describe it from there)."""
+        return temp_name(final, "cog.tif")
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "StreamingWriter":
@@ -186,6 +185,7 @@ class StreamingWriter:
         if arr.shape[0] != self.count or arr.shape[2] != self.width:
             raise ValueError(f"strip shape {arr.shape} does not fit {self.count} x ? x {self.width}")
         window = Window(0, row0 - self.origin, self.width, arr.shape[1])
+        self.running.add(arr)
         try:
             fault_point("write")
             self._dst.write(arr.astype(self.dtype, copy=False), window=window)
@@ -237,9 +237,14 @@ class StreamingWriter:
         try:
             self.close_temp()
             source = str(self.tmp)
+            # STATISTICS_* from the strips written here; a split scene's pieces were written elsewhere
+            # (QGIS computes their statistics when it first needs them).
+            self.statistics = [] if self.pieces else self.running.statistics(self.width * self.height, scale, clamp)
             if scale is not None or self.pieces:
                 atomic_write_text(self.tmp_vrt, self._vrt(scale, clamp))
                 source = str(self.tmp_vrt)
+            else:
+                self._write_statistics()
             fault_point("convert")
             # GDAL's block cache defaults to 5 % of the RAM; bounded here so that converting a huge
             # scene does not fill it with source blocks (peak memory independent of the scene size).
@@ -256,6 +261,16 @@ class StreamingWriter:
             self.abort()
             raise
         return self
+
+    def _write_statistics(self) -> None:
+        """Band statistics into the temp file, so the COG copy carries them (QGIS and gdalinfo read
+        them instead of scanning)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(self.tmp, "r+") as dst:
+                for b, st in enumerate(self.statistics, 1):
+                    if st:
+                        dst.update_tags(b, **{k: repr(float(v)) for k, v in st.items()})
 
     def commit(self) -> Path:
         """Rename the checked COG onto the final name (after stale sidecars of an older file are gone)."""
@@ -317,8 +332,8 @@ class StreamingWriter:
         if self.transform is not None:
             t = self.transform
             lines.append(f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>")
-        lines.append(_metadata_xml(self.tags, "  "))
-        nodata = _nodata_text(self.nodata)
+        lines.append(metadata_xml(self.tags, "  "))
+        nodata = nodata_text(self.nodata)
         pieces = self.pieces or [Piece(self.tmp, 0, self.height, 0)]
         for b in range(1, self.count + 1):
             lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{b}">')
@@ -326,56 +341,15 @@ class StreamingWriter:
                 lines.append(f"    <Description>{escape(self.descriptions[b - 1])}</Description>")
             if nodata is not None:
                 lines.append(f"    <NoDataValue>{nodata}</NoDataValue>")
-            if b - 1 < len(self.band_tags):
-                lines.append(_metadata_xml(self.band_tags[b - 1], "    "))
+            band_md = {**(self.band_tags[b - 1] if b - 1 < len(self.band_tags) else {}),
+                       **{k: repr(float(v)) for k, v in (self.statistics[b - 1] if b - 1 < len(self.statistics) else {}).items()}}
+            if band_md:
+                lines.append(metadata_xml(band_md, "    "))
             for p in pieces:
-                lines += _source_xml(p, b, self.width, scale[b - 1] if scale is not None else None, clamp, nodata)
+                lines += source_xml(p, b, self.width, scale[b - 1] if scale is not None else None, clamp, nodata)
             lines.append("  </VRTRasterBand>")
         lines.append("</VRTDataset>")
         return "\n".join(line for line in lines if line) + "\n"
-
-
-def _source_xml(p: Piece, band: int, width: int, scale: tuple[float, float] | None, clamp: bool,
-                nodata: str | None) -> list[str]:
-    """One VRT source: rows ``p.y0 .. p.y1`` of a piece (or the whole temp file), scaled or copied."""
-    h = p.y1 - p.y0
-    lines = [
-        "    <ComplexSource>",
-        f'      <SourceFilename relativeToVRT="0">{escape(str(Path(p.path).resolve()))}</SourceFilename>',
-        f"      <SourceBand>{band}</SourceBand>",
-        f'      <SrcRect xOff="0" yOff="{p.y0 - p.origin}" xSize="{width}" ySize="{h}"/>',
-        f'      <DstRect xOff="0" yOff="{p.y0}" xSize="{width}" ySize="{h}"/>',
-    ]
-    if scale is not None:
-        off, ratio = scale
-        lines += _lut(off, ratio) if clamp else [f"      <ScaleOffset>{float(off)!r}</ScaleOffset>",
-                                                 f"      <ScaleRatio>{float(ratio)!r}</ScaleRatio>"]
-    if nodata is not None:
-        lines.append(f"      <NODATA>{nodata}</NODATA>")
-    return lines + ["    </ComplexSource>"]
-
-
-def _lut(off: float, ratio: float) -> list[str]:
-    """``value * ratio + off`` between the values mapped to 0 and 1, constant outside (clamped)."""
-    if ratio == 0:
-        return ["      <ScaleOffset>0.0</ScaleOffset>", "      <ScaleRatio>0.0</ScaleRatio>"]
-    lo, hi = -off / ratio, (1.0 - off) / ratio
-    return [f"      <LUT>{lo!r}:0,{hi!r}:1</LUT>"]
-
-
-def _metadata_xml(tags: Mapping[str, str], indent: str) -> str:
-    if not tags:
-        return ""
-    items = "".join(f'{indent}  <MDI key="{escape(k, {chr(34): "&quot;"})}">{escape(v)}</MDI>\n' for k, v in tags.items())
-    return f"{indent}<Metadata>\n{items}{indent}</Metadata>"
-
-
-def _nodata_text(nodata: float | None) -> str | None:
-    if nodata is None:
-        return None
-    if isinstance(nodata, float) and math.isnan(nodata):
-        return "nan"
-    return repr(float(nodata))
 
 
 def minmax_scale(lo: float, hi: float, eps: float = 1e-7) -> tuple[float, float]:

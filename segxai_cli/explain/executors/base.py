@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from segxai_cli.cloud.redact import redact
 from segxai_cli.errors import SegxaiError
 from segxai_cli.explain.options import ExplainOptions
 from segxai_cli.explain.results import SceneResult
@@ -82,6 +83,7 @@ def attempt(source: RasterSource, keep_going: bool, fn: Callable, *args: Any, **
     except Exception as exc:  # a bug or an unexpected library error: report, keep going
         if not keep_going:
             raise
-        log.error("%s: failed: %s: %s", source, type(exc).__name__, exc)
+        msg = redact(f"{source}: {type(exc).__name__}: {exc}")  # no URL secret in what a library said
+        log.error("%s", msg)
         log.debug("traceback", exc_info=True)
-        return SceneResult(source, "failed", error=f"{source}: {type(exc).__name__}: {exc}")
+        return SceneResult(source, "failed", error=msg)

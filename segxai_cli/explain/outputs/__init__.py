@@ -17,12 +17,15 @@ from segxai_cli.explain.outputs.base import SceneContext, SceneOutput
 from segxai_cli.explain.outputs.prediction import PredictionOutput
 from segxai_cli.explain.outputs.quicklook import QuicklookOutput
 from segxai_cli.explain.outputs.saliency import SaliencyOutput
+from segxai_cli.explain.outputs.stac_item import StacItemOutput
 
 # Finalized and committed in this order; the record comes after all of them.
 SCENE_OUTPUTS: tuple[type[SceneOutput], ...] = (
     PredictionOutput,
     SaliencyOutput,
-    QuicklookOutput,  # renders from the published COGs
+    QuicklookOutput,  # renders from the finalized COGs
+    StacItemOutput,  # describes the rasters above: finalized after them
 )
 
-__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "QuicklookOutput", "SaliencyOutput", "SceneContext", "SceneOutput"]
+__all__ = ["SCENE_OUTPUTS", "PredictionOutput", "QuicklookOutput", "SaliencyOutput", "SceneContext", "SceneOutput",
+           "StacItemOutput"]

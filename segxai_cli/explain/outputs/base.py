@@ -29,6 +29,7 @@ class SceneContext:
     height: int
     crs: Any
     transform: Any
+    bands: tuple[int, ...] = ()  # the input bands read (1-based, names resolved)
     # key -> where a finalized (checked, not yet committed) file is now: later kinds read from there
     finalized: dict[str, Path] = field(default_factory=dict)
 

@@ -90,7 +90,7 @@ class Views:
 def load_views(scene: SceneContext, saliency: Path, prediction: Path, side: int = SIDE) -> Views:
     from segxai_cli.raster.display import cumulative_cut, read_preview, to_rgb8
 
-    inp = read_preview(scene.source, list(scene.opts.bands)[:3], side)
+    inp = read_preview(scene.source, list(scene.bands or scene.opts.bands)[:3], side)
     cuts = cumulative_cut(inp.data, inp.valid)
     pred = read_preview(prediction, [1], side, resampling="nearest")
     sal = read_preview(saliency, None, side)

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from segxai_cli.explain.run_outputs.base import RunOutput
 from segxai_cli.explain.run_outputs.qgis_project import QgisProject
+from segxai_cli.explain.run_outputs.stac_catalog import StacCatalog
 
 log = logging.getLogger("segxai")
 
 RUN_OUTPUTS: tuple[type[RunOutput], ...] = (
     QgisProject,
+    StacCatalog,
 )
 
 
@@ -33,4 +35,4 @@ def write_run_outputs(outdir: Path, records: Sequence[dict]) -> dict[str, Path]:
     return written
 
 
-__all__ = ["RUN_OUTPUTS", "QgisProject", "RunOutput", "write_run_outputs"]
+__all__ = ["RUN_OUTPUTS", "QgisProject", "RunOutput", "StacCatalog", "write_run_outputs"]

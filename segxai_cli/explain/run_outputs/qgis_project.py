@@ -89,7 +89,8 @@ def input_layer(outdir: Path, rec: dict, crs: Crs, extent: Extent) -> Optional[L
     from segxai_cli.raster.display import cumulative_cut, read_preview
 
     location = str(rec.get("input") or "")
-    bands = [int(b) for b in ((rec.get("options") or {}).get("bands") or [1, 2, 3])][:3]
+    named = [b for b in ((rec.get("options") or {}).get("bands") or []) if str(b).isdigit()]
+    bands = [int(b) for b in (rec.get("input_bands") or named or [1, 2, 3])][:3]
     cuts = (rec.get("published") or {}).get("input_stretch")
     if not RasterSource.of(location).exists():  # a missing layer would stop QGIS with a dialog on opening
         log.warning("%s: input not added to the QGIS project (no such file)", location)

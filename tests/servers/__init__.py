@@ -1,0 +1,1 @@
+"""Real servers on loopback for the cloud tests: an HTTP file server with Range support, an S3 one (moto)."""

@@ -19,7 +19,7 @@ from rasterio import windows
 from rasterio.windows import Window
 
 from segxai_cli.errors import InputError
-from segxai_cli.explain.results import SceneResult
+from segxai_cli.explain.results import SceneResult, attempt
 from segxai_cli.raster.reader import open_raster_quiet
 from segxai_cli.raster.regions import GeometryRegion, load_vector
 from segxai_cli.raster.source import RasterSource, WindowSource
@@ -28,7 +28,6 @@ from segxai_cli.raster.source import RasterSource, WindowSource
 def explain_features(explainer, source: RasterSource, outdir: Path, *, overwrite: bool, skip_existing: bool,
                      position: tuple[int, int]) -> SceneResult:
     """Explain every feature overlapping ``source``; → one result whose ``parts`` are the features'."""
-    from segxai_cli.explain.executors.base import attempt
 
     spec = explainer.opts.region
     with open_raster_quiet(source) as src:

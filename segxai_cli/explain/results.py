@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from segxai_cli._version import __version__
+from segxai_cli.cloud.redact import redact
+from segxai_cli.errors import SegxaiError
 from segxai_cli.raster.source import RasterSource
+
+log = logging.getLogger("segxai")
 
 if TYPE_CHECKING:
     from segxai_cli.explain.pipeline import SceneStats
@@ -135,3 +140,24 @@ def rounded(v: Optional[float], nd: int = 6) -> Optional[float]:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return None
     return round(float(v), nd)
+
+
+def attempt(source: RasterSource, keep_going: bool, fn: Callable, *args: Any, **kwargs: Any) -> Optional[SceneResult]:
+    """``fn(*args, **kwargs)``; a failure becomes a logged "failed" result (or raises without ``keep_going``)."""
+    try:
+        return fn(*args, **kwargs)
+    except SegxaiError as exc:
+        if not keep_going:
+            raise
+        msg = str(exc)
+        if str(source) not in msg and source.name not in msg:
+            msg = f"{source}: {msg}"
+        log.error("%s", msg)
+        return SceneResult(source, "failed", error=msg)
+    except Exception as exc:  # a bug or an unexpected library error: report, keep going
+        if not keep_going:
+            raise
+        msg = redact(f"{source}: {type(exc).__name__}: {exc}")  # no URL secret in what a library said
+        log.error("%s", msg)
+        log.debug("traceback", exc_info=True)
+        return SceneResult(source, "failed", error=msg)

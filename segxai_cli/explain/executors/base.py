@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from segxai_cli.cloud.redact import redact
-from segxai_cli.errors import SegxaiError
 from segxai_cli.explain.options import ExplainOptions
-from segxai_cli.explain.results import SceneResult
+from segxai_cli.explain.results import SceneResult, attempt  # noqa: F401  (attempt: re-exported)
 from segxai_cli.raster.source import RasterSource
 
 log = logging.getLogger("segxai")
@@ -67,23 +65,3 @@ class Executor:
     def model_record(self) -> Optional[dict[str, Any]]:
         return None
 
-
-def attempt(source: RasterSource, keep_going: bool, fn: Callable, *args: Any, **kwargs: Any) -> Optional[SceneResult]:
-    """``fn(*args, **kwargs)``; a failure becomes a logged "failed" result (or raises without ``keep_going``)."""
-    try:
-        return fn(*args, **kwargs)
-    except SegxaiError as exc:
-        if not keep_going:
-            raise
-        msg = str(exc)
-        if str(source) not in msg and source.name not in msg:
-            msg = f"{source}: {msg}"
-        log.error("%s", msg)
-        return SceneResult(source, "failed", error=msg)
-    except Exception as exc:  # a bug or an unexpected library error: report, keep going
-        if not keep_going:
-            raise
-        msg = redact(f"{source}: {type(exc).__name__}: {exc}")  # no URL secret in what a library said
-        log.error("%s", msg)
-        log.debug("traceback", exc_info=True)
-        return SceneResult(source, "failed", error=msg)

@@ -30,6 +30,7 @@ Examples:
   segxai explain scenes/ -o out/ --method gradcam,hirescam --skip-existing
   segxai explain 'scenes/**/*.tif' -o out/ --shard $SLURM_ARRAY_TASK_ID/8 --skip-existing
   segxai explain scene.tif -o out/ --vector buildings.gpkg
+  segxai explain scene.tif -o out/ -m model_onnx.pt --method rise,occlusion
 """
 
 
@@ -63,6 +64,13 @@ def explain(
     json_out: O.Json = False,
     verbose: O.Verbose = 0,
     quiet: O.Quiet = False,
+    rise_masks: O.RiseMasks = 2000,
+    rise_cells: O.RiseCells = 8,
+    rise_p: O.RiseP = 0.5,
+    occlusion_window: O.OcclusionWindow = 32,
+    occlusion_stride: O.OcclusionStride = 16,
+    baseline: O.Baseline = 0.0,
+    seed: Annotated[int, typer.Option("--seed", rich_help_panel=O.BLACKBOX_PANEL, help="RISE: seed of the masks (same seed, same maps).")] = 0,
 ) -> None:
     setup_logging(verbose, quiet)
     from segxai_cli.explain.options import resolve_options
@@ -72,6 +80,8 @@ def explain(
         methods=method, layer=layer, target_class=target_class, bands=bidx, tile_size=tile_size, overlap=overlap,
         normalize=normalize, use_probs=probs, batch_size=batch_size, device=device, autocast=autocast,
         region_mask=region_mask, vector=vector, vector_layer=vector_layer, bbox=bbox, compress=compress,
+        rise_masks=rise_masks, rise_cells=rise_cells, rise_p=rise_p, occlusion_window=occlusion_window,
+        occlusion_stride=occlusion_stride, baseline=baseline, seed=seed,
     )
     run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
                          overwrite=overwrite, skip_existing=skip_existing,

@@ -8,9 +8,10 @@ repeated ``--layer`` values are compared while ``a+b`` averages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from segxai_cli.cam.blackbox import BlackBoxOptions
 from segxai_cli.cam.registry import resolve_methods
 from segxai_cli.errors import UsageError
 from segxai_cli.options import parse_layers, parse_thresholds
@@ -68,6 +69,7 @@ class StudyConfig:
     chunk: int = 16
     use_probs: bool = False
     score_chunk: int = 64
+    blackbox: BlackBoxOptions = field(default_factory=BlackBoxOptions)  # rise / occlusion (seed: ``seed``)
 
     def validate(self) -> "StudyConfig":
         """Check and normalise every field that needs no model (in place); returns self."""
@@ -93,5 +95,9 @@ class StudyConfig:
             "modes": list(self.modes), "target_class": self.target_class, "fill": self.fill,
             "blur_sigma": self.blur_sigma if self.fill == "blur" else None, "curve_steps": self.curve_steps,
             "sanity": self.sanity, "seed": self.seed, "batch_size": self.batch_size, "chunk": self.chunk,
-            "use_probs": self.use_probs,
+            "use_probs": self.use_probs, **self.blackbox.record(self.methods),
         }
+
+    def method_opts(self) -> dict[str, Any]:
+        """explain_batch options: Score-CAM's chunk, and the model-agnostic methods' (seeded by ``seed``)."""
+        return {**self.blackbox.opts(), "rise_seed": int(self.seed), "score_chunk": self.score_chunk}

@@ -16,7 +16,6 @@ from segxai_cli.raster.stats import BandStats
 BANDS = 4
 TILE = 64
 
-_R18 = {"encoder": "resnet18"}
 SMP = {
     "Unet": dict(encoder_depth=3, decoder_channels=[16, 8, 8]),
     "UnetPlusPlus": dict(encoder_depth=3, decoder_channels=[16, 8, 8]),
@@ -81,5 +80,5 @@ def tiny_unet(bands: int = BANDS, classes: int = 2, seed: int = 0) -> torch.nn.M
     import segmentation_models_pytorch as smp
 
     torch.manual_seed(seed)
-    return smp.Unet("resnet18", encoder_weights=None, in_channels=bands, classes=classes, encoder_depth=3,
+    return smp.Unet("tu-resnet10t", encoder_weights=None, in_channels=bands, classes=classes, encoder_depth=3,
                     decoder_channels=(16, 8, 8)).eval()

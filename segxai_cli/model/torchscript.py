@@ -34,8 +34,12 @@ def is_torchscript(path: Path) -> bool:
 
 
 def load_bytes(data: bytes, where: str = "TorchScript model") -> torch.jit.ScriptModule:
+    import warnings
+
     try:
-        return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice: not the user's concern
+            return torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
     except Exception as exc:  # torch raises RuntimeError and others for corrupt archives
         raise InputError(f"{where}: not a loadable TorchScript archive ({str(exc).strip().splitlines()[0][:160]})") from None
 
@@ -57,6 +61,10 @@ class TorchScriptAdapter(ModelAdapter):
 
     @classmethod
     def payload(cls, module: nn.Module) -> dict[str, Any]:
+        import warnings
+
         buf = io.BytesIO()
-        torch.jit.save(module.cpu(), buf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(module.cpu(), buf)
         return {"model_bytes": torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)}

@@ -199,3 +199,29 @@ class ModelAdapter:
 
 
 AdapterFactory = Callable[[nn.Module], ModelAdapter]
+
+
+def stage_aliases(encoder: list[str], decoder: list[str]) -> dict[str, tuple[str, Optional[int]]]:
+    """The standard aliases from encoder stage ends (shallow → deep) and decoder stages (deep → out)."""
+    out: dict[str, tuple[str, Optional[int]]] = {}
+    if encoder:
+        out["bottleneck"] = (encoder[-1], None)
+        out.update({f"encoder.{i}": (p, None) for i, p in enumerate(encoder, 1)})
+    if decoder:
+        out.update({f"decoder.{i}": (p, None) for i, p in enumerate(decoder)})
+        out["decoder.last"] = (decoder[-1], None)
+    return out
+
+
+def model_bytes(payload: dict[str, Any], family: str) -> bytes:
+    """The model file kept in a checkpoint of a bare family (a uint8 tensor under ``model_bytes``)."""
+    from segxai_cli.errors import InputError
+
+    data = payload.get("model_bytes")
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
+        raise InputError(f"checkpoint of family {family} has no model_bytes")
+    return data.numpy().tobytes()
+
+
+def bytes_payload(data: bytes) -> dict[str, Any]:
+    return {"model_bytes": torch.frombuffer(bytearray(data), dtype=torch.uint8)}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from torch import nn
 
 from segxai_cli.errors import InputError
-from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.adapter import ModelAdapter, stage_aliases
 from segxai_cli.model.trace import input_bands, resolution_stages
 
 if TYPE_CHECKING:
@@ -84,13 +84,7 @@ class HfAdapter(ModelAdapter):
         else:  # UperNet
             enc = self._stages()
             dec = ["decode_head.bottleneck"] + _numbered(names, "decode_head.fpn_convs")[::-1] + ["decode_head.fpn_bottleneck"]
-        out: dict[str, tuple[str, Optional[int]]] = {}
-        if enc:
-            out["bottleneck"] = (enc[-1], None)
-            out.update({f"encoder.{i}": (p, None) for i, p in enumerate(enc, 1)})
-        out.update({f"decoder.{i}": (p, None) for i, p in enumerate(dec) if p in names})
-        out["decoder.last"] = (dec[-1], None)
-        return out
+        return stage_aliases(enc, [p for p in dec if p in names])
 
     def _stages(self) -> list[str]:
         if self.module not in _STAGES:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from segxai_cli.errors import InputError
-from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.adapter import ModelAdapter, bytes_payload, model_bytes
 
 if TYPE_CHECKING:
     from segxai_cli.model.info import ModelInfo
@@ -87,14 +87,11 @@ class OnnxAdapter(ModelAdapter):
 
     @classmethod
     def restore(cls, info: "ModelInfo", payload: dict[str, Any]) -> nn.Module:
-        data = payload.get("model_bytes")
-        if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
-            raise InputError("checkpoint of family onnx has no model_bytes")
-        return OnnxModule(data.numpy().tobytes())
+        return OnnxModule(model_bytes(payload, cls.family))
 
     @classmethod
     def payload(cls, module: nn.Module) -> dict[str, Any]:
-        return {"model_bytes": torch.frombuffer(bytearray(module.data), dtype=torch.uint8)}
+        return bytes_payload(module.data)
 
     def tile_problem(self, tile: int) -> Optional[str]:
         fixed = self.module.fixed_size

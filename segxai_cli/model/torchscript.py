@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from segxai_cli.errors import InputError
-from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.adapter import ModelAdapter, bytes_payload, model_bytes
 
 if TYPE_CHECKING:
     from segxai_cli.model.info import ModelInfo
@@ -54,10 +54,7 @@ class TorchScriptAdapter(ModelAdapter):
 
     @classmethod
     def restore(cls, info: "ModelInfo", payload: dict[str, Any]) -> nn.Module:
-        data = payload.get("model_bytes")
-        if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
-            raise InputError("checkpoint of family torchscript has no model_bytes")
-        return load_bytes(data.numpy().tobytes())
+        return load_bytes(model_bytes(payload, cls.family))
 
     @classmethod
     def payload(cls, module: nn.Module) -> dict[str, Any]:
@@ -67,4 +64,4 @@ class TorchScriptAdapter(ModelAdapter):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             torch.jit.save(module.cpu(), buf)
-        return {"model_bytes": torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)}
+        return bytes_payload(buf.getvalue())

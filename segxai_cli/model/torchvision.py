@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Optional
 from torch import nn
 
 from segxai_cli.errors import InputError
-from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.adapter import ModelAdapter, stage_aliases
 from segxai_cli.model.trace import input_bands, resolution_stages
 
 if TYPE_CHECKING:
@@ -55,16 +55,8 @@ class TorchvisionAdapter(ModelAdapter):
         return 8  # the heads upsample to the input; the backbones downsample by 8 (dilated) or 16
 
     def aliases(self) -> dict[str, tuple[str, Optional[int]]]:
-        ends = self._stages()
-        out: dict[str, tuple[str, Optional[int]]] = {}
-        if ends:
-            out["bottleneck"] = (ends[-1], None)
-            out.update({f"encoder.{i}": (p, None) for i, p in enumerate(ends, 1)})
-        head = _HEADS.get(type(getattr(self.module, "classifier", None)).__name__)
-        if head:
-            out.update({f"decoder.{i}": (p, None) for i, p in enumerate(head)})
-            out["decoder.last"] = (head[-1], None)
-        return out
+        head = _HEADS.get(type(getattr(self.module, "classifier", None)).__name__, ())
+        return stage_aliases(self._stages(), list(head))
 
     def _stages(self) -> list[str]:
         if self.module not in _STAGES:

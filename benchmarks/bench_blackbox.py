@@ -31,8 +31,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def median_time(fn, device, repeats: int) -> float:
-    fn()  # warm-up
+def median_time(fn, device, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     sync(device)
     times = []
     for _ in range(repeats):
@@ -76,8 +77,10 @@ def main() -> None:
     print(f"plain forward: {t_fwd * 1000:.1f} ms per tile (batches of 32)")
     print("| method | forwards per map | s per map | maps/s | ms per forward |")
     print("|---|---|---|---|---|")
+    for m in ("scorecam", "rise", "occlusion"):  # warm-up of every code path at a tiny cost
+        explain_batch(net, x, "decoder.last", [m], target_class=1, rise_masks=2, occlusion_window=args.size)
     for name, forwards, fn in rows:
-        t = median_time(fn, device, args.repeats) / args.batch
+        t = median_time(fn, device, args.repeats, warmup=False) / args.batch
         print(f"| {name} | {forwards} | {t:.2f} | {1 / t:.3f} | {t / forwards * 1000:.1f} |")
 
 

@@ -79,7 +79,7 @@ def test_rise_deterministic_and_chunk_invariant(fcn):
     a = rise_compute(_ctx(fcn, x, region, rise_masks=300, rise_seed=7, rise_cells=4))
     b = rise_compute(_ctx(fcn, x, region, rise_masks=300, rise_seed=7, rise_cells=4, perturb_chunk=7))
     scale = float(a.abs().max())
-    torch.testing.assert_close(a, b, atol=1e-5 * scale, rtol=0)  # same seed, other chunking: same masks
+    torch.testing.assert_close(a, b, atol=1e-4 * scale, rtol=0)  # same seed, other chunking: same masks
     c = rise_compute(_ctx(fcn, x, region, rise_masks=300, rise_seed=8, rise_cells=4))
     assert not torch.allclose(a, c)
 

@@ -105,7 +105,7 @@ def _hf_folder(path: Path) -> tuple[nn.Module, ModelInfo, str]:
     model, config = HfAdapter.from_pretrained(path)
     labels = config.get("id2label") or {}
     names = [str(labels.get(str(i), labels.get(i, f"class_{i}"))) for i in range(len(labels))] or None
-    info = ModelInfo(family="hf", arch=config["architectures"][0], encoder="",
+    info = ModelInfo(family="hf", arch=type(model).__name__, encoder="",
                      in_channels=int(config.get("num_channels") or _backbone_channels(config)),
                      classes=int(config.get("num_labels") or len(labels) or 2),
                      model_kwargs={"config": config}, class_names=names if names and len(names) >= 2 else None)

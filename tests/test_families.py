@@ -17,7 +17,7 @@ import rasterio
 import torch
 from typer.testing import CliRunner
 
-from segxai_cli.cam import explain_batch
+from segxai_cli.cam import EmptyRegionWarning, explain_batch
 from segxai_cli.cli.app import app
 from segxai_cli.model.adapter import remember_tile
 from segxai_cli.model.checkpoint import save_checkpoint
@@ -80,7 +80,9 @@ def _explainable_class(model, x: torch.Tensor) -> int:
     map can be negative everywhere, which the ReLU rightly clears)."""
     _balance(model, x)
     for c in (1, 0):
-        maps, logits = explain_batch(model, x, "decoder.last", ["gradcam"], target_class=c, return_logits=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyRegionWarning)  # a class predicted nowhere is skipped below
+            maps, logits = explain_batch(model, x, "decoder.last", ["gradcam"], target_class=c, return_logits=True)
         inside = maps["gradcam"][logits.argmax(1) == c]
         if inside.numel() and float(inside.max() - inside.min()) > 1e-3:
             return c

@@ -17,6 +17,7 @@ from segxai_cli.cam.post import aggregate
 from segxai_cli.errors import SegxaiError
 
 ALL = list(METHODS)
+FAST = {"rise_masks": 48}  # the model-agnostic methods run on every edge case too, with few masks
 
 
 def unet(bands=3, classes=2, seed=0, enc="resnet18"):
@@ -40,7 +41,7 @@ def x():
 
 
 def test_shapes_dtype_range_all_methods(net, x):
-    out = explain_batch(net, x, "decoder.blocks.1", ALL, target_class=1)
+    out = explain_batch(net, x, "decoder.blocks.1", ALL, target_class=1, **FAST)
     assert list(out) == ALL
     for m, v in out.items():
         assert v.shape == (2, 32, 32) and v.dtype == torch.float32, m
@@ -72,7 +73,7 @@ def test_model_state_restored_and_no_hooks_left(x):
     m.train()
     m.decoder.blocks[0].conv1[0].weight.requires_grad_(False)
     before = [p.requires_grad for p in m.parameters()]
-    explain_batch(m, x, ["decoder.0", "decoder.2"], ALL, target_class=1)
+    explain_batch(m, x, ["decoder.0", "decoder.2"], ALL, target_class=1, **FAST)
     assert m.training
     assert [p.requires_grad for p in m.parameters()] == before
     assert all(not mod._forward_hooks and not mod._forward_pre_hooks for mod in m.modules())
@@ -80,15 +81,15 @@ def test_model_state_restored_and_no_hooks_left(x):
 
 
 def test_deterministic(net, x):
-    a = explain_batch(net, x, "decoder.blocks.0", ALL, target_class=1)
-    b = explain_batch(net, x, "decoder.blocks.0", ALL, target_class=1)
+    a = explain_batch(net, x, "decoder.blocks.0", ALL, target_class=1, **FAST)
+    b = explain_batch(net, x, "decoder.blocks.0", ALL, target_class=1, **FAST)
     for m in ALL:
         assert torch.equal(a[m], b[m]), m
 
 
 def test_batch_of_one_equals_row_of_batch(net, x):
-    full = explain_batch(net, x, "decoder.blocks.0", ALL, target_class=1)
-    one = explain_batch(net, x[1:], "decoder.blocks.0", ALL, target_class=1)
+    full = explain_batch(net, x, "decoder.blocks.0", ALL, target_class=1, **FAST)
+    one = explain_batch(net, x[1:], "decoder.blocks.0", ALL, target_class=1, **FAST)
     for m in ALL:
         assert one[m].shape == (1, 32, 32)
         torch.testing.assert_close(one[m][0], full[m][1], atol=1e-4, rtol=0, msg=m)
@@ -96,8 +97,8 @@ def test_batch_of_one_equals_row_of_batch(net, x):
 
 def test_batch_chunk_equals_unchunked(net):
     xx = images(3)
-    a = explain_batch(net, xx, "decoder.blocks.1", ALL, target_class=1)
-    b = explain_batch(net, xx, "decoder.blocks.1", ALL, target_class=1, batch_chunk=2)
+    a = explain_batch(net, xx, "decoder.blocks.1", ALL, target_class=1, **FAST)
+    b = explain_batch(net, xx, "decoder.blocks.1", ALL, target_class=1, **FAST, batch_chunk=2)
     for m in ALL:
         torch.testing.assert_close(a[m], b[m], atol=1e-4, rtol=0, msg=m)
 
@@ -106,8 +107,8 @@ def test_empty_region_gives_zero_map_and_warning(net, x):
     region = predict_region(net(x).detach(), 1)
     region[0] = False
     with pytest.warns(UserWarning, match="empty target region"):
-        out = explain_batch(net, x, "decoder.blocks.1", ALL, target_class=1, region=region)
-    alone = explain_batch(net, x[1:], "decoder.blocks.1", ALL, target_class=1, region=region[1:])
+        out = explain_batch(net, x, "decoder.blocks.1", ALL, target_class=1, **FAST, region=region)
+    alone = explain_batch(net, x[1:], "decoder.blocks.1", ALL, target_class=1, **FAST, region=region[1:])
     for m in ALL:
         assert torch.isfinite(out[m]).all(), m
         assert (out[m][0] == 0).all(), m
@@ -136,8 +137,8 @@ def test_valid_restricts_the_region(net, x):
         pred = predict_region(net(x), 1)
     valid = torch.ones(2, 32, 32, dtype=torch.bool)
     valid[:, :, 16:] = False
-    a = explain_batch(net, x, "decoder.blocks.1", ALL, valid=valid)
-    b = explain_batch(net, x, "decoder.blocks.1", ALL, region=pred & valid)
+    a = explain_batch(net, x, "decoder.blocks.1", ALL, valid=valid, **FAST)
+    b = explain_batch(net, x, "decoder.blocks.1", ALL, region=pred & valid, **FAST)
     for m in ALL:
         torch.testing.assert_close(a[m], b[m], atol=1e-5, rtol=0, msg=m)
     c = explain_batch(net, x, "decoder.blocks.1", ["gradcam"])
@@ -173,7 +174,7 @@ def test_constant_activations_all_methods_finite():
     m = ConstModel(all_constant=True)
     xx = images(2, bands=2, size=8)
     region = torch.ones(2, 8, 8, dtype=torch.bool)
-    out = explain_batch(m, xx, "act", ALL, target_class=1, region=region)
+    out = explain_batch(m, xx, "act", ALL, target_class=1, **FAST, region=region)
     for k, v in out.items():
         assert torch.isfinite(v).all(), k
     # channel-weighted sums of constant channels are constant maps: min-max gives zeros (no NaN);
@@ -204,7 +205,7 @@ def test_scorecam_constant_channels_equal_brute_force():
 def test_binary_single_channel_model():
     m = unet(bands=1, classes=1)
     xx = images(2, bands=1)
-    fg = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1)
+    fg = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1, **FAST)
     bg = explain_batch(m, xx, "decoder.blocks.1", ["gradcam", "hirescam"], target_class=0)
     for k, v in fg.items():
         assert v.shape == (2, 32, 32) and torch.isfinite(v).all(), k
@@ -234,8 +235,8 @@ def test_bad_region_shape(net, x):
 
 def test_multi_layer_is_average_of_normalised_layers(net, x):
     layers = ["decoder.blocks.0", "decoder.blocks.2", "decoder.1"]
-    multi = explain_batch(net, x, layers, ALL, target_class=1)
-    single = [explain_batch(net, x, layer, ALL, target_class=1) for layer in layers]
+    multi = explain_batch(net, x, layers, ALL, target_class=1, **FAST)
+    single = [explain_batch(net, x, layer, ALL, target_class=1, **FAST) for layer in layers]
     for m in ALL:
         torch.testing.assert_close(multi[m], aggregate([s[m] for s in single]), atol=1e-5, rtol=0, msg=m)
 
@@ -281,7 +282,7 @@ def test_use_probs_and_explicit_region(net, x):
 def test_generic_non_smp_model():
     m = ConstModel()
     xx = images(3, bands=2, size=8)
-    out = explain_batch(m, xx, ["feat", "act"], ALL, target_class=0)
+    out = explain_batch(m, xx, ["feat", "act"], ALL, target_class=0, **FAST)
     for k, v in out.items():
         assert v.shape == (3, 8, 8) and torch.isfinite(v).all(), k
 
@@ -314,9 +315,9 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @cuda
 def test_cuda_matches_cpu():
     m, xx = unet(), images(2)
-    cpu = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1)
+    cpu = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1, **FAST)
     m_gpu = unet().cuda()
-    gpu = explain_batch(m_gpu, xx.cuda(), "decoder.blocks.1", ALL, target_class=1)
+    gpu = explain_batch(m_gpu, xx.cuda(), "decoder.blocks.1", ALL, target_class=1, **FAST)
     for k in ALL:
         assert gpu[k].device.type == "cuda"
         torch.testing.assert_close(gpu[k].cpu(), cpu[k], atol=2e-3, rtol=0, msg=k)
@@ -327,8 +328,8 @@ def test_cuda_matches_cpu():
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 def test_cuda_autocast(dtype):
     m, xx = unet().cuda(), images(2).cuda()
-    ref = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1)
-    out = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1, autocast=dtype)
+    ref = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1, **FAST)
+    out = explain_batch(m, xx, "decoder.blocks.1", ALL, target_class=1, **FAST, autocast=dtype)
     for k in ALL:
         assert out[k].dtype == torch.float32 and torch.isfinite(out[k]).all(), k
         assert torch.corrcoef(torch.stack([ref[k].flatten(), out[k].flatten()]))[0, 1] > 0.9, k

@@ -155,7 +155,8 @@ def shared_forward(
     grads: list[Optional[torch.Tensor]] = [None] * len(refs)
     if need_grad and y.requires_grad:
         grads = list(torch.autograd.grad(y.sum(), cap.leaves, allow_unused=True))
-    acts = [adapter.activations(a.detach()).float() for a in cap.leaves]
-    grads = [torch.zeros_like(a) if g is None else adapter.activations(g).float() for a, g in zip(acts, grads)]
+    size = tuple(images.shape[-2:])  # token layers are reshaped onto the input's patch grid
+    acts = [adapter.activations(a.detach(), size).float() for a in cap.leaves]
+    grads = [torch.zeros_like(a) if g is None else adapter.activations(g, size).float() for a, g in zip(acts, grads)]
     return CamContext(adapter, images, refs, acts, grads, logits.detach().float(), region, y.detach(),
                       target_class, use_probs, autocast, cap.cache, dict(opts or {}))

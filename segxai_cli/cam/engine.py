@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from segxai_cli.cam.context import CamContext, frozen_eval, shared_forward
-from segxai_cli.cam.post import aggregate, postprocess
+from segxai_cli.cam.post import aggregate, minmax, postprocess
 from segxai_cli.cam.registry import METHODS, resolve_methods
 from segxai_cli.errors import UsageError
-from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.adapter import LayerRef, ModelAdapter
 from segxai_cli.model.families import as_adapter
 from segxai_cli.model.layers import resolve_layer
 
@@ -30,7 +30,7 @@ class EmptyRegionWarning(UserWarning):
 def explain_batch(
     model: Union[nn.Module, ModelAdapter],
     images: torch.Tensor,
-    layer: Union[str, Sequence[str]],
+    layer: Union[str, Sequence[str], None] = None,
     methods: Union[str, Sequence[str]] = ("gradcam",),
     target_class: int = 1,
     region: Optional[torch.Tensor] = None,
@@ -45,7 +45,11 @@ def explain_batch(
     """CAM maps for a batch of tiles: method name -> float32 (B, H, W) on the images' device.
 
     ``layer``: a module path / alias or a list (maps are post-processed per layer, averaged and
-    min-max normalised again). ``region``: bool (B, H, W) pixels whose score is explained; None =
+    min-max normalised again); not needed when every method is model-agnostic (``rise``,
+    ``occlusion``: computed at the input's resolution, no layer, no gradients — the only methods
+    of bare TorchScript/ONNX models; options ``rise_masks``, ``rise_cells``, ``rise_p``,
+    ``rise_seed``, ``occlusion_window``, ``occlusion_stride``, ``baseline``, ``perturb_chunk``:
+    :mod:`segxai_cli.cam.blackbox`). ``region``: bool (B, H, W) pixels whose score is explained; None =
     predicted mask of ``target_class``. ``normalize=False`` keeps ReLU + resize only (for stitching).
     Extra options: ``xres_pool`` (2), ``xres_mode`` ('avg'|'max'), ``score_chunk`` (32),
     ``ablation_chunk`` (32), ``ablation_suffix`` (True: re-run only the decoder suffix where the
@@ -61,11 +65,8 @@ def explain_batch(
     Score-CAM layer to find the non-constant channels; no per-image or per-channel ``.item()``.
     """
     methods = resolve_methods(methods)
-    layers = [layer] if isinstance(layer, str) else list(layer)
-    if not layers:
-        raise UsageError("no target layer given")
     adapter = as_adapter(model)
-    refs = [resolve_layer(adapter, name) for name in layers]
+    refs = layer_refs(adapter, layer, methods)
     if images.ndim != 4:
         raise UsageError(f"images must be (B, bands, H, W), got shape {tuple(images.shape)}")
     region = _pixel_mask(region, images, "region")
@@ -85,6 +86,25 @@ def explain_batch(
         maps = {m: torch.cat([p[0][m] for p in parts]) for m in methods}
         logits = torch.cat([p[1] for p in parts])
     return (maps, logits) if return_logits else maps
+
+
+def layer_refs(model: Union[nn.Module, ModelAdapter], layer, methods: Sequence[str]) -> list[LayerRef]:
+    """The target layers of the methods that read one (none for model-agnostic methods only).
+
+    A bare model (TorchScript, ONNX) asked for a CAM method gets one error naming the methods that apply.
+    """
+    adapter = as_adapter(model)
+    cams = [m for m in methods if METHODS[m].needs_layer]
+    if not cams:
+        return []
+    if adapter.bare:
+        free = ", ".join(n for n, s in METHODS.items() if not s.needs_layer)
+        raise UsageError(f"{', '.join(cams)}: needs the model's layers, and a {adapter.family} model is a bare file "
+                         f"without hooks or gradients; methods that apply: {free}")
+    layers = [layer] if isinstance(layer, str) else list(layer or [])
+    if not layers:
+        raise UsageError("no target layer given")
+    return [resolve_layer(adapter, name) for name in layers]
 
 
 def _pixel_mask(mask: Optional[torch.Tensor], images: torch.Tensor, name: str) -> Optional[torch.Tensor]:
@@ -121,6 +141,10 @@ def _explain(adapter: ModelAdapter, images, refs, methods, target_class, *, regi
         size = tuple(images.shape[-2:])
         result: dict[str, torch.Tensor] = {}
         for m in methods:
+            if not METHODS[m].needs_layer:  # full-resolution, signed: min-max only (no ReLU)
+                raw = METHODS[m].load()(ctx).float() * keep
+                result[m] = (minmax(raw) if normalize else raw) * keep
+                continue
             per_layer = [postprocess(_raw_map(m, ctx, i) * keep, size, normalize) for i in range(len(refs))]
             result[m] = aggregate(per_layer, normalize).to(torch.float32) * keep
     return result, ctx.logits

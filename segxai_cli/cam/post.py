@@ -12,14 +12,24 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-7
+REL_EPS = 1e-6  # a map whose range is below this fraction of its magnitude is float noise: constant
 
 
 def minmax(maps: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """Per-image min-max to [0, 1] of (B, H, W) maps; a constant map becomes all zeros."""
+    """Per-image min-max to [0, 1] of (B, H, W) maps; a constant map becomes all zeros.
+
+    pgc divides by ``range + 1e-7``: an absolute epsilon, which squashes maps whose raw range is
+    below ~1e-6 (e.g. activations of ~1e-9 behind an untrained BatchNorm) to a maximum far below 1.
+    Here the epsilon is relative to the map's magnitude, so the result is scale-invariant; a map
+    whose range is below ``eps`` times its magnitude counts as constant.
+    """
     flat = maps.flatten(1)
     lo = flat.amin(1).view(-1, 1, 1)
     hi = flat.amax(1).view(-1, 1, 1)
-    return (maps - lo) / (hi - lo + eps)
+    scale = torch.maximum(hi.abs(), lo.abs())
+    rng = hi - lo
+    return torch.where(rng > max(eps, REL_EPS) * scale, (maps - lo) / torch.where(rng > 0, rng, torch.ones_like(rng)),
+                       torch.zeros_like(maps))
 
 
 def resize(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -8,7 +8,10 @@ called by the engine:
 - ``gradient``: ``compute(A, g, **opts) -> (B, h, w)`` — a pure function of the activations
   A (B, K, h, w) and the gradients g = dy/dA of the shared backward;
 - ``perturbation``, ``activation``: ``compute(ctx, i) -> (B, h, w)`` with the shared
-  :class:`~segxai_cli.cam.context.CamContext` and the layer index ``i``.
+  :class:`~segxai_cli.cam.context.CamContext` and the layer index ``i``;
+- ``model-agnostic``: ``compute(ctx) -> (B, H, W)`` at the input's resolution — no layer, no hooks,
+  no gradients: they only run the model on perturbed inputs, so they work on any model, bare
+  TorchScript and ONNX files included (options: :mod:`segxai_cli.cam.blackbox`).
 
 One grammar everywhere (explain, evaluate, threshold-sweep, the Python API): names, comma lists or
 repeated options, and the groups ``all`` and ``all-<family>`` (e.g. ``all-gradient``).
@@ -23,7 +26,7 @@ from typing import Any, Union
 
 from segxai_cli.errors import UsageError
 
-FAMILIES = ("gradient", "perturbation", "activation")
+FAMILIES = ("gradient", "perturbation", "activation", "model-agnostic")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,10 @@ class MethodSpec:
     @property
     def needs_gradients(self) -> bool:
         return self.family == "gradient"
+
+    @property
+    def needs_layer(self) -> bool:
+        return self.family != "model-agnostic"
 
     def load(self) -> Callable[..., Any]:
         return importlib.import_module(f"segxai_cli.cam.methods.{self.module}").compute
@@ -51,6 +58,8 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("scorecam", "perturbation", "scorecam", "Score-CAM: weights = scores of activation-masked inputs"),
     MethodSpec("ablationcam", "perturbation", "ablationcam", "Ablation-CAM: score drop when a channel is zeroed"),
     MethodSpec("eigencam", "activation", "eigencam", "Eigen-CAM: first principal component of the activations"),
+    MethodSpec("rise", "model-agnostic", "rise", "RISE: scores of randomly masked inputs, averaged over the masks"),
+    MethodSpec("occlusion", "model-agnostic", "occlusion", "Occlusion: score drop when a sliding patch is set to the baseline"),
 )}
 
 DEFAULT_METHODS = ("gradcam",)
@@ -94,6 +103,11 @@ def resolve_methods(spec: Union[str, Iterable[str], None], default: Iterable[str
     if not out:
         raise UsageError(f"no method given; valid: {grammar()}")
     return list(dict.fromkeys(out))
+
+
+def layer_free(methods: Iterable[str]) -> bool:
+    """True when none of ``methods`` reads a layer (only model-agnostic ones)."""
+    return not any(METHODS[m].needs_layer for m in methods)
 
 
 def method_fn(name: str) -> Callable[..., Any]:

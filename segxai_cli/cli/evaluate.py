@@ -82,8 +82,15 @@ def _study_command(sweep: bool):
         quiet: O.Quiet = False,
         verbose: O.Verbose = 0,
         as_json: Annotated[bool, typer.Option("--json", help="Print the summary and run metadata as JSON on stdout instead of tables.")] = False,
+        rise_masks: O.RiseMasks = 2000,
+        rise_cells: O.RiseCells = 8,
+        rise_p: O.RiseP = 0.5,
+        occlusion_window: O.OcclusionWindow = 32,
+        occlusion_stride: O.OcclusionStride = 16,
+        baseline: O.Baseline = 0.0,
     ) -> None:
         setup_logging(verbose, quiet)
+        from segxai_cli.cam.blackbox import BlackBoxOptions
         from segxai_cli.evaluation.config import SWEEP_THRESHOLDS, StudyConfig
         from segxai_cli.evaluation.report import check_report_paths, report_paths
         from segxai_cli.options import parse_bands, parse_thresholds
@@ -97,6 +104,7 @@ def _study_command(sweep: bool):
             seed=seed, batch_size=batch_size, chunk=chunk, use_probs=probs, budgets=budget or None,
             bootstrap=bootstrap, sanity_threshold=sanity_threshold, sanity_tiles=sanity_tiles, vector=vector, vector_layer=vector_layer,
             feature_id=feature_id,
+            blackbox=BlackBoxOptions(rise_masks, rise_cells, rise_p, occlusion_window, occlusion_stride, baseline, seed),
         ).validate()
         bands = parse_bands(bidx)
         workers_given = ray is not None or devices is not None or workers is not None

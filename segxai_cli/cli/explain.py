@@ -42,6 +42,7 @@ Examples:
   segxai explain https://example.com/cogs/scene.tif -o s3://bucket/explained/
   segxai explain item.json -o out/ --assets B04,B03,B02
   segxai explain --inputs-from scenes.txt -o out/ -b red,green,blue
+  segxai explain scene.tif -o out/ -m model_onnx.pt --method rise,occlusion
 """
 
 
@@ -87,6 +88,13 @@ def explain(
     json_out: O.Json = False,
     verbose: O.Verbose = 0,
     quiet: O.Quiet = False,
+    rise_masks: O.RiseMasks = 2000,
+    rise_cells: O.RiseCells = 8,
+    rise_p: O.RiseP = 0.5,
+    occlusion_window: O.OcclusionWindow = 32,
+    occlusion_stride: O.OcclusionStride = 16,
+    baseline: O.Baseline = 0.0,
+    seed: Annotated[int, typer.Option("--seed", rich_help_panel=O.BLACKBOX_PANEL, help="RISE: seed of the masks (same seed, same maps).")] = 0,
 ) -> None:
     setup_logging(verbose, quiet)
     from segxai_cli.explain.executors import choose_executor
@@ -106,6 +114,8 @@ def explain(
         clip_to_region=clip_to_region, per_feature=per_feature, feature_id=feature_id, compress=compress,
         quicklook=quicklook,
         assets=assets,
+        rise_masks=rise_masks, rise_cells=rise_cells, rise_p=rise_p, occlusion_window=occlusion_window,
+        occlusion_stride=occlusion_stride, baseline=baseline, seed=seed,
     )
     progress = Progress("scene", quiet=quiet, unit="window")
     executor = choose_executor(ray, devices, workers, split, progress)

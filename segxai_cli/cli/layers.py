@@ -28,9 +28,15 @@ def layers(
     as_json: O.Json = False,
 ) -> None:
     from segxai_cli.model.checkpoint import load_checkpoint
+    from segxai_cli.model.families import as_adapter
     from segxai_cli.model.layers import describe_layers
 
     net, info = load_checkpoint(model)
+    if as_adapter(net).bare:
+        note = (f"{info.label} model (a bare {info.family} file): no layers to hook; "
+                "it is explained with the model-agnostic methods: --method rise, occlusion")
+        typer.echo(json.dumps({"layers": [], "note": note}) if as_json else f"# {note}")
+        return
     size = tile_size or info.tile_size
     rows = describe_layers(net, info.in_channels, size)
     if not all_:

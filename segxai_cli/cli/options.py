@@ -50,3 +50,12 @@ Devices = Annotated[Optional[str], typer.Option(
 Workers = Annotated[Optional[int], typer.Option(
     "--workers", metavar="N", help="N CPU workers (processes, or Ray actors with --ray), the cores shared among them, "
     "each loading the model once.", show_default=False)]
+
+# Model-agnostic methods (rise, occlusion): grouped in their own help panel.
+BLACKBOX_PANEL = "Model-agnostic methods (rise, occlusion)"
+RiseMasks = Annotated[int, typer.Option("--rise-masks", metavar="N", rich_help_panel=BLACKBOX_PANEL, help="RISE: random masks per tile (cost: N model runs per tile).")]
+RiseCells = Annotated[int, typer.Option("--rise-cells", metavar="S", rich_help_panel=BLACKBOX_PANEL, help="RISE: the masks' grid, S x S cells over the tile.")]
+RiseP = Annotated[float, typer.Option("--rise-p", metavar="P", rich_help_panel=BLACKBOX_PANEL, help="RISE: probability that a cell is kept.")]
+OcclusionWindow = Annotated[int, typer.Option("--occlusion-window", metavar="PX", rich_help_panel=BLACKBOX_PANEL, help="Occlusion: side of the sliding patch in pixels.")]
+OcclusionStride = Annotated[int, typer.Option("--occlusion-stride", metavar="PX", rich_help_panel=BLACKBOX_PANEL, help="Occlusion: step of the patch in pixels.")]
+Baseline = Annotated[float, typer.Option("--baseline", metavar="V", rich_help_panel=BLACKBOX_PANEL, help="Value of removed pixels in normalised units (0 = the band mean).")]

@@ -159,7 +159,7 @@ class _Batch:
             warnings.simplefilter("ignore", EmptyRegionWarning)
             return explain_batch(model, self.x, layer=layer.split("+"), methods=list(self.cfg.methods),
                                  target_class=self.c, region=self.explain, normalize=True,
-                                 use_probs=self.cfg.use_probs, score_chunk=self.cfg.score_chunk)
+                                 use_probs=self.cfg.use_probs, **self.cfg.method_opts())
 
     # ---------------------------------------------------------------- reduced inputs
     def jobs(self) -> list[Job]:

@@ -8,9 +8,10 @@ repeated ``--layer`` values are compared while ``a+b`` averages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from segxai_cli.cam.blackbox import BlackBoxOptions
 from segxai_cli.cam.registry import resolve_methods
 from segxai_cli.errors import UsageError
 from segxai_cli.options import parse_layers, parse_thresholds
@@ -103,6 +104,7 @@ class StudyConfig:
     chunk: int = 16
     use_probs: bool = False
     score_chunk: int = 64
+    blackbox: BlackBoxOptions = field(default_factory=BlackBoxOptions)  # rise / occlusion (seed: ``seed``)
 
     def validate(self) -> "StudyConfig":
         """Check and normalise every field that needs no model (in place); returns self."""
@@ -143,4 +145,9 @@ class StudyConfig:
             "sanity_threshold": self.sanity_threshold if self.sanity else None,
             "sanity_tiles": self.sanity_tiles if self.sanity else None, "tie_rule": TIE_RULE,
             "vector": self.vector, "vector_layer": self.vector_layer, "feature_id": self.feature_id,
+            **self.blackbox.record(self.methods),
         }
+
+    def method_opts(self) -> dict[str, Any]:
+        """explain_batch options: Score-CAM's chunk, and the model-agnostic methods' (seeded by ``seed``)."""
+        return {**self.blackbox.opts(), "rise_seed": int(self.seed), "score_chunk": self.score_chunk}

@@ -106,16 +106,21 @@ def _as_list(items: Any) -> list:
 
 def study_setup(model: Any, cfg: StudyConfig, bidx: Sequence[int] | None, device: Any) -> "_SceneStudy":
     """Load the model and check the options against it (the class is resolved in ``cfg``)."""
+    from segxai_cli.cam.engine import layer_refs
+    from segxai_cli.cam.registry import layer_free
     from segxai_cli.device import resolve_device
     from segxai_cli.model.checkpoint import load_model, require_band_stats
-    from segxai_cli.model.layers import resolve_layer
+    from segxai_cli.model.families import as_adapter
 
     dev = resolve_device(device)
     net, info = load_model(model, dev)
     cfg.target_class, _ = info.resolve_class(cfg.target_class)
+    if layer_free(cfg.methods):
+        cfg.layers = ["input"]  # model-agnostic methods perturb the input: no layer
     for layer in cfg.layers:
-        for name in layer.split("+"):
-            resolve_layer(net, name)
+        layer_refs(net, layer.split("+"), cfg.methods)
+    if cfg.sanity and as_adapter(net).bare:
+        raise UsageError("--sanity re-initialises the model's weights, which a bare TorchScript/ONNX model does not expose")
     stats = require_band_stats(info)
     bands = list(bidx) if bidx else list(info.bands)
     if len(bands) != info.in_channels:

@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from segxai_cli.cam.registry import resolve_methods
+from segxai_cli.cam.blackbox import BlackBoxOptions
+from segxai_cli.cam.registry import layer_free, resolve_methods
 from segxai_cli.errors import UsageError
 from segxai_cli.model.info import MAX_TILE, MIN_TILE
 from segxai_cli.options import layer_names, parse_band_selection, parse_bbox, parse_layers, parse_names
@@ -110,6 +111,7 @@ class ExplainOptions:
     compress: str = "deflate"
     quicklook: Optional[bool] = None  # PNG quicklooks: None = for scenes up to a size cap (outputs/quicklook.py)
     assets: Optional[tuple[str, ...]] = None  # STAC inputs: the assets stacked as the scene's bands
+    blackbox: BlackBoxOptions = field(default_factory=BlackBoxOptions)  # rise / occlusion
 
     @property
     def bound(self) -> bool:
@@ -134,6 +136,9 @@ class ExplainOptions:
     def record(self) -> dict[str, Any]:
         d = asdict(self)
         d["region"] = self.region.describe()
+        d["blackbox"] = self.blackbox.record(self.methods)
+        if not d["blackbox"]:
+            del d["blackbox"]  # CAM-only runs keep their fingerprint
         return d
 
     def key(self, model_sha256: Optional[str]) -> str:
@@ -167,6 +172,13 @@ def resolve_options(
     compress: str = "deflate",
     quicklook: Optional[bool] = None,
     assets: Union[str, Sequence[str], None] = None,
+    rise_masks: int = 2000,
+    rise_cells: int = 8,
+    rise_p: float = 0.5,
+    occlusion_window: int = 32,
+    occlusion_stride: int = 16,
+    baseline: float = 0.0,
+    seed: int = 0,
 ) -> ExplainOptions:
     """Check every option that needs no model (see the module docstring)."""
     normalize = (normalize or "scene").lower()
@@ -209,13 +221,15 @@ def resolve_options(
         compress=compress,
         quicklook=None if quicklook is None else bool(quicklook),
         assets=tuple(parsed_assets) if parsed_assets else None,
+        blackbox=BlackBoxOptions(int(rise_masks), int(rise_cells), float(rise_p), int(occlusion_window),
+                                 int(occlusion_stride), float(baseline), int(seed)),
     )
 
 
 def bind_options(opts: ExplainOptions, info: "ModelInfo", model: "nn.Module", device: str) -> ExplainOptions:
     """Check the options against the loaded model and fill in its defaults (tile, bands, class…)."""
+    from segxai_cli.cam.engine import layer_refs
     from segxai_cli.model.checkpoint import check_tile_size, require_band_stats
-    from segxai_cli.model.layers import resolve_layer
 
     require_band_stats(info)
     cls_idx, cls_name = info.resolve_class(opts.target_class)
@@ -226,9 +240,12 @@ def bind_options(opts: ExplainOptions, info: "ModelInfo", model: "nn.Module", de
         )
     tile = int(opts.tile_size or info.tile_size)
     check_tile_size(tile, model, "--tile-size" if opts.tile_size else f"{info.path}: checkpoint tile_size")
-    for spec in opts.layers:
-        for name in layer_names(spec):
-            resolve_layer(model, name)
+    layers = opts.layers
+    if layer_free(opts.methods):
+        layers = ("input",)  # model-agnostic methods perturb the input: no layer
+    else:
+        for spec in layers:
+            layer_refs(model, layer_names(spec), opts.methods)
     batch = opts.batch_size or (16 if device.startswith("cuda") else 4)
     return replace(opts, target_class=cls_idx, class_name=cls_name, bands=tuple(bands), tile_size=tile,
-                   batch_size=batch, device=device)
+                   batch_size=batch, device=device, layers=layers)

@@ -70,6 +70,7 @@ class PipelineConfig:
     block: int = 256
     prefetch: int = 2
     blend: str = "hann"  # or "flat" (plain averaging, for comparisons)
+    method_opts: dict[str, Any] = field(default_factory=dict)  # explain_batch options (rise, occlusion)
 
     @property
     def bands(self) -> int:
@@ -260,7 +261,7 @@ class ScenePipeline:
                     self.adapter, images, layer=spec.split("+"), methods=list(cfg.methods),
                     target_class=cfg.target_class, region=region, valid=valid,
                     normalize=cfg.normalize == "tile", use_probs=cfg.use_probs, autocast=cfg.autocast,
-                    return_logits=True,
+                    return_logits=True, **cfg.method_opts,
                 )
             maps += [m[name] for name in cfg.methods]
             logits = lg if logits is None else logits

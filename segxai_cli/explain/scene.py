@@ -62,7 +62,7 @@ class Explainer:
             tile=o.tile_size, overlap=o.overlap_px, bidx=bidx or o.bands, stats=self.info.band_stats,
             n_classes=self.info.n_classes, methods=o.methods, layers=o.layers, target_class=o.target_class,
             normalize=o.normalize, use_probs=o.use_probs, autocast=o.autocast, batch_size=o.batch_size,
-            device=self.device, clip=o.region.clip,
+            device=self.device, clip=o.region.clip, method_opts=o.blackbox.opts(),
         )
 
     # ---------------------------------------------------------------- one scene

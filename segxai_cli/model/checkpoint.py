@@ -3,7 +3,7 @@
 Format (a plain dict, so it loads with ``torch.load(weights_only=True)`` — no pickled code)::
 
     {"format": "segxai-checkpoint", "format_version": 1,
-     "state_dict": {...tensors...},
+     "state_dict": {...tensors...},       # or "model_bytes": uint8 tensor (TorchScript, ONNX files)
      "meta": {"family": "smp", "arch": "Unet", "encoder": "mobilenet_v2", "model_kwargs": {...},
               "in_channels": 3, "bands": [1, 2, 3], "classes": 2,
               "class_names": ["background", "building"], "target_class": 1,
@@ -11,8 +11,11 @@ Format (a plain dict, so it loads with ``torch.load(weights_only=True)`` — no 
               "tile_size": 256, "provenance": {...}, "segxai_version": "0.2.0"}}
 
 Every meta field is validated on load (:mod:`segxai_cli.model.info`), and the tile size against the
-model's real stride. A plain segmentation-models-pytorch ``state_dict`` also loads when the caller
-names the architecture, encoder and number of classes (``segxai import`` records them once).
+model's real stride. What the payload holds is the family's business
+(:meth:`~segxai_cli.model.adapter.ModelAdapter.payload` / ``restore``). A plain smp ``state_dict``
+(also wrapped: ``{"state_dict": …}``, ``module.`` prefixes…) loads when the caller names the
+architecture, encoder and number of classes; ``segxai import`` records them once
+(:mod:`segxai_cli.model.importing` reads every other kind of file).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from torch import nn
 
 from segxai_cli.errors import InputError
 from segxai_cli.files import atomic_path
-from segxai_cli.model.families import as_adapter, build_model
+from segxai_cli.model.adapter import remember_tile
+from segxai_cli.model.families import as_adapter, build_model, family
 from segxai_cli.model.info import ModelInfo
+from segxai_cli.model.weights import load_weights, unwrap
 from segxai_cli.raster.stats import BandStats
 
 FORMAT = "segxai-checkpoint"
@@ -52,8 +57,8 @@ def require_band_stats(info: ModelInfo) -> BandStats:
 def save_checkpoint(path: str | Path, model: nn.Module, info: ModelInfo) -> Path:
     """Write the checkpoint atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "state_dict": state, "meta": info.to_meta()}
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **family(info.family).payload(model),
+               "meta": info.to_meta()}
     with atomic_path(path, "pt") as tmp:
         torch.save(payload, tmp)
     return path
@@ -64,6 +69,7 @@ def load_model(model: ModelSpec = None, device: str | torch.device = "cpu") -> t
     in eval mode on ``device``."""
     if isinstance(model, tuple) and len(model) == 2:
         module, info = model
+        remember_tile(module, info.tile_size)
         return module.to(device).eval(), info
     return load_checkpoint(model, device=device)
 
@@ -84,33 +90,36 @@ def load_checkpoint(
     ``torch.load(weights_only=True)`` never executes code from the file.
     """
     path = Path(path) if path is not None else bundled_model_path()
+    _refuse_bare_file(path)
     obj = _safe_load(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         version = obj.get("format_version", 0)
         if not isinstance(version, int) or version > FORMAT_VERSION:
             raise InputError(f"{path}: checkpoint format version {version!r} is newer than this segxai")
         info = ModelInfo.from_meta(obj.get("meta"), str(path))
-        state = obj.get("state_dict")
-        if not isinstance(state, dict):
-            raise InputError(f"{path}: checkpoint has no state_dict")
-    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        try:
+            model = family(info.family).restore(info, obj)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+    else:
+        state, _ = unwrap(obj)
+        if state is None:
+            raise InputError(f"{path}: not a segxai checkpoint or model state_dict")
         if arch is None or encoder is None or classes is None:
             raise InputError(
                 f"{path}: is a plain state_dict without segxai metadata; wrap it once with "
                 "`segxai import STATE_DICT -o MODEL.pt --arch ... --encoder ... --classes ... --stats-from SCENE`"
             )
-        state = obj
         info = ModelInfo(
             arch=arch, encoder=encoder, classes=int(classes),
             in_channels=int(in_channels or _guess_in_channels(state) or 3), model_kwargs=dict(model_kwargs or {}),
         )
-    else:
-        raise InputError(f"{path}: not a segxai checkpoint or model state_dict")
-    model = build_model(info)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise InputError(f"{path}: weights do not fit {info.label}: {_first_line(exc)}") from None
+        model = build_model(info)
+        try:
+            load_weights(model, state, info.label)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+    remember_tile(model, info.tile_size)
     check_tile_size(info.tile_size, model, f"{path}: checkpoint tile_size")
     info.path = str(path)
     info.sha256 = file_sha256(path)
@@ -118,14 +127,26 @@ def load_checkpoint(
     return model.to(device), info
 
 
+def _refuse_bare_file(path: Path) -> None:
+    """Model files without segxai metadata (ONNX, TorchScript, save_pretrained folders) need an import."""
+    from segxai_cli.model.torchscript import is_torchscript
+
+    kind = ("a Hugging Face folder" if path.is_dir() else "an ONNX model" if path.suffix.lower() == ".onnx"
+            else "a TorchScript model" if path.is_file() and is_torchscript(path) else None)
+    if kind:
+        raise InputError(f"{path}: is {kind} without segxai metadata; wrap it once with "
+                         "`segxai import MODEL_FILE -o MODEL.pt --stats-from SCENE` (see `segxai import --help`)")
+
+
 def check_tile_size(tile: int, model: nn.Module, what: str = "--tile-size") -> None:
-    """A tile must be a multiple of the model's stride (2^encoder depth for smp encoders)."""
+    """A tile must fit the model: a multiple of its stride (2^encoder depth for smp encoders), not
+    below its smallest input, the exported size of a fixed-size ONNX model."""
     from segxai_cli.errors import UsageError
 
-    stride = as_adapter(model).stride
-    if tile < stride or tile % stride:
+    problem = as_adapter(model).tile_problem(int(tile))
+    if problem:
         err = InputError if what.endswith("checkpoint tile_size") else UsageError
-        raise err(f"{what} {tile}: must be a multiple of {stride} (the model downsamples by {stride})")
+        raise err(f"{what} {tile}: {problem}")
 
 
 def _safe_load(path: Path) -> Any:
@@ -152,10 +173,11 @@ def _safe_load(path: Path) -> Any:
 
 
 def _guess_in_channels(state: dict[str, torch.Tensor]) -> int | None:
-    for name, t in state.items():
-        if name.startswith("encoder.") and t.ndim == 4:
+    convs = [(name, t) for name, t in state.items() if t.ndim == 4]
+    for name, t in convs:
+        if "encoder." in name:
             return int(t.shape[1])
-    return None
+    return int(convs[0][1].shape[1]) if convs else None
 
 
 def bundled_model_path() -> Path:

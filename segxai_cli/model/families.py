@@ -1,7 +1,8 @@
 """The model families segxai knows, in the order they are tried; the generic adapter comes last.
 
 Adding a family = one file with a :class:`~segxai_cli.model.adapter.ModelAdapter` subclass and one
-line in :data:`FAMILIES`.
+line in :data:`FAMILIES`. Families needing a heavy optional dependency (transformers, onnxruntime)
+import it only when such a model is built or loaded.
 """
 
 from __future__ import annotations
@@ -12,13 +13,23 @@ from torch import nn
 
 from segxai_cli.errors import InputError
 from segxai_cli.model.adapter import ModelAdapter
+from segxai_cli.model.hf import HfAdapter
+from segxai_cli.model.onnx import OnnxAdapter
 from segxai_cli.model.smp import SmpAdapter
+from segxai_cli.model.torchgeo import TorchGeoAdapter
+from segxai_cli.model.torchscript import TorchScriptAdapter
+from segxai_cli.model.torchvision import TorchvisionAdapter
 
 if TYPE_CHECKING:
     from segxai_cli.model.info import ModelInfo
 
 FAMILIES: tuple[type[ModelAdapter], ...] = (
     SmpAdapter,
+    TorchvisionAdapter,
+    HfAdapter,
+    TorchGeoAdapter,
+    TorchScriptAdapter,
+    OnnxAdapter,
     ModelAdapter,  # any nn.Module returning logits
 )
 

@@ -124,7 +124,7 @@ class MetaReader:
 
     def text(self, key: str, default: Optional[str] = None, required: bool = True) -> Optional[str]:
         v = self.meta.get(key, default)
-        if v is None and not required:
+        if v in (None, "") and not required:
             return None
         if not isinstance(v, str) or not v.strip() or len(v) > 200:
             raise self.bad(key, "must be a non-empty name")

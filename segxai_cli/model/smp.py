@@ -5,17 +5,17 @@ Aliases (``.`` and ``-`` interchangeable, negative indices count from the end):
 ==================  ===========================================================================
 ``bottleneck``      deepest encoder feature map (last element of ``model.encoder(x)``)
 ``encoder.N``       encoder feature map N (``model.encoder(x)[N]``; 1 = stride 2 ... depth)
-``decoder.N``       decoder stage N, counted from the bottleneck towards the output:
-                    Unet ``decoder.blocks.N``; UnetPlusPlus the top (full-resolution) path
-                    ``decoder.blocks.x_0_N``; FPN ``decoder.p5/p4/p3/p2``; DeepLabV3+
-                    ``decoder.aspp`` / ``decoder.block1`` / ``decoder.block2``
+``decoder.N``       decoder stage N, counted from the bottleneck towards the output, for every
+                    smp 0.6 architecture (:mod:`segxai_cli.model.smp_stages`)
 ``decoder.last``    the last decoder stage (same as ``decoder.-1``)
 ==================  ===========================================================================
 
 Encoder aliases name a list element of the encoder's output, so they work for every smp encoder;
 they are redirected to the encoder submodule that *produced* that feature map (found once per
-model by a traced dummy forward): a gradient taken at the list element would miss the path through
-the next encoder stage, which consumed the tensor before the list was returned.
+model by a traced dummy forward at the model's tile size): a gradient taken at the list element
+would miss the path through the next encoder stage, which consumed the tensor before the list was
+returned. DPT's encoder aliases name the ViT blocks the decoder reads; their (B, N, C) tokens are
+reshaped onto the patch grid (class tokens dropped) by :meth:`SmpAdapter.prefix_tokens`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from torch import nn
 
 from segxai_cli.errors import InputError, UsageError
 from segxai_cli.model.adapter import LayerRef, ModelAdapter, SuffixRunner
+from segxai_cli.model.smp_stages import decoder_stages
 from segxai_cli.model.trace import example_input, input_bands, trace
 
 if TYPE_CHECKING:
@@ -60,10 +61,18 @@ class SmpAdapter(ModelAdapter):
 
     # ---------------------------------------------------------------- geometry
     @property
+    def vit(self) -> Optional[nn.Module]:
+        """The timm ViT of a DPT model (token blocks), else None."""
+        enc = getattr(self.module, "encoder", None)
+        return getattr(enc, "model", None) if hasattr(enc, "_output_indices") else None
+
+    @property
     def encoder_depth(self) -> Optional[int]:
         enc = getattr(self.module, "encoder", None)
         if enc is None:
             return None
+        if self.vit is not None:
+            return len(enc._output_indices)
         depth = getattr(enc, "_depth", None) or getattr(enc, "depth", None)
         if isinstance(depth, int):
             return depth
@@ -73,34 +82,49 @@ class SmpAdapter(ModelAdapter):
     @property
     def stride(self) -> int:
         enc = getattr(self.module, "encoder", None)
+        if self.vit is not None:  # the patch size
+            return int(enc.output_stride)
         depth = self.encoder_depth or 5
         out_stride = getattr(enc, "output_stride", None)
         return int(min(2**depth, out_stride)) if isinstance(out_stride, int) else int(2**depth)
 
+    @property
+    def min_tile(self) -> int:
+        # PAN's feature pyramid attention pools the bottleneck three times by 2 (7/5/3 convolutions)
+        return 8 * self.stride if type(getattr(self.module, "decoder", None)).__name__ == "PANDecoder" else self.stride
+
+    def tile_problem(self, tile: int) -> Optional[str]:
+        vit = self.vit
+        if vit is not None and not getattr(vit, "dynamic_img_size", False):
+            fixed = getattr(getattr(vit, "patch_embed", None), "img_size", None)
+            if fixed is not None and tuple(fixed) != (tile, tile):
+                return f"must be {fixed[0]}: this ViT encoder was built for {fixed[0]}x{fixed[1]} inputs (no dynamic_img_size)"
+        return super().tile_problem(tile)
+
+    def example_size(self) -> int:
+        vit = self.vit
+        if vit is not None and not getattr(vit, "dynamic_img_size", False):
+            return int(vit.patch_embed.img_size[0])
+        return super().example_size()
+
+    def prefix_tokens(self) -> Optional[int]:
+        vit = self.vit
+        return int(getattr(vit, "num_prefix_tokens", 0)) if vit is not None else None
+
     # ---------------------------------------------------------------- layers
     def decoder_stages(self) -> list[str]:
-        """Dotted paths of the decoder stages of known smp decoders, bottleneck side first."""
-        dec = getattr(self.module, "decoder", None)
-        if dec is None:
-            return []
-        blocks = getattr(dec, "blocks", None)
-        if isinstance(blocks, nn.ModuleList):  # Unet
-            return [f"decoder.blocks.{i}" for i in range(len(blocks))]
-        if isinstance(blocks, nn.ModuleDict):  # UnetPlusPlus: top row x_0_j
-            top = sorted((k for k in blocks.keys() if k.startswith("x_0_")), key=lambda k: int(k.split("_")[2]))
-            return [f"decoder.blocks.{k}" for k in top]
-        if all(hasattr(dec, p) for p in ("p5", "p4", "p3", "p2")):  # FPN
-            return ["decoder.p5", "decoder.p4", "decoder.p3", "decoder.p2"]
-        if all(hasattr(dec, p) for p in ("aspp", "block1", "block2")):  # DeepLabV3+
-            return ["decoder.aspp", "decoder.block1", "decoder.block2"]
-        if hasattr(dec, "aspp"):  # DeepLabV3
-            return ["decoder.aspp"] if not isinstance(dec, nn.Sequential) else ["decoder"]
-        return []
+        """Dotted paths of the decoder stages, bottleneck side first (:mod:`segxai_cli.model.smp_stages`)."""
+        return decoder_stages(self.module)
 
     def aliases(self) -> dict[str, tuple[str, Optional[int]]]:
         out: dict[str, tuple[str, Optional[int]]] = {}
         depth = self.encoder_depth
-        if depth is not None:
+        vit = self.vit
+        if vit is not None:  # DPT: the token blocks the decoder reads
+            taps = [f"encoder.model.blocks.{i}" for i in self.module.encoder._output_indices]
+            out["bottleneck"] = (taps[-1], None)
+            out.update({f"encoder.{i}": (path, None) for i, path in enumerate(taps, 1)})
+        elif depth is not None:
             out["bottleneck"] = ("encoder", depth)
             for i in range(1, depth + 1):
                 out[f"encoder.{i}"] = ("encoder", i)
@@ -130,8 +154,7 @@ class SmpAdapter(ModelAdapter):
         model = self.module
         if model in _PRODUCERS:
             return _PRODUCERS[model]
-        size = max(64, 2 * self.stride)
-        tr = trace(model, example_input(model, input_bands(model), size))
+        tr = trace(model, example_input(model, input_bands(model), self.example_size()))
         feats = tr.outputs.get("encoder")
         found: dict[int, str] = {}
         if isinstance(feats, (list, tuple)):

@@ -90,3 +90,24 @@ def shape_str(out: object) -> str:
     if isinstance(out, (list, tuple)):
         return "[" + ", ".join(shape_str(o) for o in out) + "]"
     return type(out).__name__
+
+
+def resolution_stages(model: nn.Module, container: str, bands: int, size: int) -> list[str]:
+    """The last direct child of ``container`` at each output resolution, in forward order.
+
+    A backbone written as a sequence of blocks (torchvision's ``IntermediateLayerGetter``, a
+    Hugging Face ``stages`` list) has no "encoder feature N" list: its stage ends are found by
+    running one dummy forward and watching where the resolution changes.
+    """
+    tr = trace(model, example_input(model, bands, size))
+    prefix = f"{container}." if container else ""
+    order: list[tuple[str, tuple[int, int]]] = []
+    for name, _ in dict(model.named_modules())[container].named_children():
+        out = tr.outputs.get(prefix + name)
+        if isinstance(out, torch.Tensor) and out.ndim == 4:
+            order.append((prefix + name, tuple(out.shape[-2:])))
+    ends: list[str] = []
+    for i, (name, res) in enumerate(order):
+        if i + 1 == len(order) or order[i + 1][1] != res:
+            ends.append(name)
+    return ends

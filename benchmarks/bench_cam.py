@@ -115,7 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-reference", action="store_true")
     ap.add_argument("--autocast", default=None, help="bf16|fp16 for our engine (GPU)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    ap.add_argument("--quick", action="store_true", help="dry run: 1 x 64 x 64 tiles, resnet18, one repeat")
+    ap.add_argument("--quick", action="store_true",
+                    help="dry run: 1 x 64 x 64 tiles, resnet18, one repeat, one layer per measure")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     if args.quick:
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
 
     # (a) our five gradient maps in one call vs the plain forward, interleaved, at several layers
     layers_a = [args.grad_layer] + [lay for lay in ["decoder.blocks.0", "decoder.blocks.4", "bottleneck"]
-                                    if lay != args.grad_layer]
+                                    if lay != args.grad_layer and not args.quick]
     t_fwd = t_ours5 = None
     goal_a = 1.2 if device.type == "cuda" else 1.5
     for i, layer in enumerate(layers_a):
@@ -181,7 +182,7 @@ def main(argv=None) -> int:
                      f"(cpu-time {c_ref_s / c_ours_s:.2f})"))
 
         # (d) Ablation-CAM: reference at the block's conv2 (it fails on the block), ours at the block
-        for j, n in enumerate(dict.fromkeys([args.ablation_block, 4])):
+        for j, n in enumerate(dict.fromkeys([args.ablation_block] + ([] if args.quick else [4]))):
             ref_a = reference_runner(AblationCAM, net, f"decoder.blocks.{n}.conv2", x, region, category)
             ours_a = lambda n=n: explain_batch(net, x, f"decoder.blocks.{n}", ["ablationcam"],  # noqa: E731
                                                target_class=cls, autocast=args.autocast)

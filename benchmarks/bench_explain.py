@@ -225,14 +225,14 @@ def main() -> None:
     ap.add_argument("--rss-methods", default="gradcam")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--quick", action="store_true",
-                    help="dry run: scene <= 256 px, tile 128, batch <= 4, 1 repeat, no RSS runs (seconds on a CPU)")
+                    help="dry run: scene <= 128 px, tile 64, batch <= 4, 1 repeat, no RSS runs (seconds on a CPU)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--prepare", action="store_true", help="only generate (cache) the scene and exit")
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--methods", default="gradcam", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
-        args.size, args.tile, args.repeats, args.rss_sizes = min(args.size, 256), 128, 1, ""
+        args.size, args.tile, args.repeats, args.rss_sizes = min(args.size, 128), 64, 1, ""
         args.batch_size = min(args.batch_size or 4, 4)
     if args.prepare:
         print(scene(args.size))

@@ -99,7 +99,9 @@ EXPLAIN_ARGS=(--device "$DEVICE" --size 8192 --batch-size 32 --end-to-end --to-h
 step scene 240 "${RUN[@]}" python benchmarks/bench_explain.py "${EXPLAIN_ARGS[@]}" --prepare &
 SCENE_PID=$!
 
-step gpu-tests 240 "${RUN[@]}" pytest -m gpu -q -p no:cacheprovider
+# only the files that mark tests gpu: the same tests as plain `pytest -m gpu`, without collecting the rest
+mapfile -t GPU_TEST_FILES < <(grep -l 'mark\.gpu' tests/test_*.py)
+step gpu-tests 240 "${RUN[@]}" pytest -m gpu -q -p no:cacheprovider "${GPU_TEST_FILES[@]}"
 
 CAM_ARGS=(--device "$DEVICE" --batch 16 --size 512 --repeats 10 "${Q[@]}")
 step cam-fp32 180 "${RUN[@]}" python benchmarks/bench_cam.py "${CAM_ARGS[@]}" --json "$OUTDIR/cam_fp32.json"

@@ -109,7 +109,7 @@ def evaluate(out: Path, device: str, quick: bool) -> dict:
     ratio = tp.get("ratio")
     goals.append(goal("explain x5 / inference throughput", ratio, f">= {GOAL_EXPLAIN:.0%}",
                       None if ratio is None else ratio >= GOAL_EXPLAIN, real, "{:.0%}",
-                      f"{tp['explain5_mp_s']:.1f} vs {tp['inference_mp_s']:.1f} MP/s" if tp else ""))
+                      f"{tp['explain5_mp_s']:.3g} vs {tp['inference_mp_s']:.3g} MP/s" if tp else ""))
     smi = read_smi(out / "nvidia_smi.csv")
     windows = tp.get("windows") or {}
     samples = pick_gpu(smi, tp.get("gpu_uuid"))
@@ -124,12 +124,12 @@ def evaluate(out: Path, device: str, quick: bool) -> dict:
     if tp:
         keeps_up = tp["read_mp_s"] >= tp["inference_mp_s"]
         waits = sum(tp["read_wait_s"]["explain5"]) / max(sum(tp["runs_s"]["explain5"]), 1e-9)
-        info.append(("reader alone (read, pad, batch, pin)", f"{tp['read_mp_s']:.1f} MP/s",
+        info.append(("reader alone (read, pad, batch, pin)", f"{tp['read_mp_s']:.3g} MP/s",
                      "keeps up with inference" if keeps_up else "SLOWER than inference: the reader limits the GPU"))
         info.append(("explain x5 waited on the reader", f"{waits:.0%} of its time", ""))
         for key in ("e2e_gradcam_mp_s", "e2e_explain5_mp_s"):
             if key in tp:
-                info.append((key.replace("_mp_s", "") + " (COGs written)", f"{tp[key]:.2f} MP/s", ""))
+                info.append((key.replace("_mp_s", "") + " (COGs written)", f"{tp[key]:.3g} MP/s", ""))
         info.append(("explain run", f"{tp['scene']} scene, tile {tp['tile']}, batch {tp['batch_size']}, "
                      f"{tp['model']}", tp["device"]))
     for key, label in (("inference", "GPU busy during inference"), ("e2e_explain5", "GPU busy during e2e explain x5")):

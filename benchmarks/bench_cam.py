@@ -159,6 +159,13 @@ def main(argv=None) -> int:
         else:
             rows.append((f"    same @ {layer} / forward", f"{to / tf:.2f}", "(info)", extra))
 
+    result = {"device": device_name(device), "autocast": args.autocast, "torch": torch.__version__,
+              "tiles": [args.batch, 3, args.size, args.size], "encoder": args.encoder, "repeats": args.repeats,
+              "grad_layer": args.grad_layer, "forward_s": t_fwd, "ours5_s": t_ours5, "ratio_a": t_ours5 / t_fwd,
+              "goal_a": goal_a}
+    if args.json:  # (a) is kept even if a later measure fails
+        write_json(args.json, {**result, "complete": False})
+
     if not args.skip_reference:
         from pytorch_grad_cam import AblationCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM
 
@@ -225,12 +232,8 @@ def main(argv=None) -> int:
     for what, val, goal, verdict in rows:
         print(f"{what:{w}}  {val:>10}  {goal:>8}  {verdict}")
     if args.json:
-        write_json(args.json, {
-            "device": device_name(device), "autocast": args.autocast, "torch": torch.__version__,
-            "tiles": [args.batch, 3, args.size, args.size], "encoder": args.encoder, "repeats": args.repeats,
-            "grad_layer": args.grad_layer, "forward_s": t_fwd, "ours5_s": t_ours5, "ratio_a": t_ours5 / t_fwd,
-            "goal_a": goal_a, "rows": [dict(zip(("measure", "value", "goal", "verdict"), r)) for r in rows],
-        })
+        write_json(args.json, {**result, "rows": [dict(zip(("measure", "value", "goal", "verdict"), r)) for r in rows],
+                               "complete": True})
     return 0
 
 

@@ -123,6 +123,8 @@ def throughput(args) -> dict:
         "read_wait_s": read_wait, "read_mp_s": mp / statistics.median(read_s), "read_runs_s": read_s,
         "gpu_uuid": gpu_uuid(device),
     }
+    if args.json:  # the throughput figures survive a failure or timeout in the end-to-end runs
+        save_json(args.json, {"throughput": res, "complete": False})
     if args.end_to_end:
         from segxai_cli.explain import explain_scene
 
@@ -147,8 +149,8 @@ def read_only(path: Path, cfg, size: int) -> float:
 
     q: queue.Queue = queue.Queue(maxsize=max(1, cfg.prefetch))
     stop = threading.Event()
-    reader = Reader(RasterSource.of(path), TileGrid(size, size, cfg.tile, cfg.overlap), cfg.bidx, cfg.batch_size, None, q, stop,
-                    pin=cfg.device.type == "cuda")
+    grid = TileGrid(size, size, cfg.tile, cfg.overlap)
+    reader = Reader(RasterSource.of(path), grid, cfg.bidx, cfg.batch_size, None, q, stop, pin=cfg.device.type == "cuda")
     t = time.perf_counter()
     reader.start()
     while (item := q.get()) is not END:
@@ -259,9 +261,13 @@ def main() -> None:
               f"in {r['seconds']:.0f} s, {r['tiles']} tiles")
     print(json.dumps(results, indent=1, default=str))
     if args.json:
-        tmp = Path(args.json).with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=1, default=str))
-        tmp.replace(args.json)
+        save_json(args.json, {**results, "complete": True})
+
+
+def save_json(path: str, data: dict) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import csv
 import datetime
 import json
 import statistics
+import subprocess
 from pathlib import Path
 from typing import Optional
 
@@ -138,15 +139,29 @@ def evaluate(out: Path, device: str, quick: bool) -> dict:
             info.append((label, f"{b['mean_util']:.0f} %", f"max {b['max_mem_mib']:.0f} MiB in use"))
     steps = read_steps(out / "steps.tsv")
     failed = [s["name"] for s in steps if not (s["status"] == "ok" or s["status"].startswith("skipped"))]
-    return {"device": device, "quick": quick, "measured": real, "goals": goals,
+    return {"device": device, "quick": quick, "measured": real, "commit": git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "goals": goals,
             "info": [dict(zip(("what", "value", "note"), i)) for i in info], "steps": steps,
             "failed_steps": failed, "all_steps_ok": not failed,
             "all_goals_met": real and all(g["met"] for g in goals)}
 
 
+def git_commit() -> str:
+    """The checked-out commit (and whether the tree has local changes), for the record."""
+    try:
+        root = Path(__file__).resolve().parents[1]
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev + (" (with local changes)" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def to_markdown(s: dict) -> str:
     head = "GPU check" if s["measured"] else f"GPU check: dry run on {s['device']} (goals not meaningful)"
-    lines = [f"# {head}", "", "| goal | value | target | verdict | note |", "|---|---|---|---|---|"]
+    lines = [f"# {head}", "", f"{s['date']}, commit {s['commit']}", "", "| goal | value | target | verdict | note |", "|---|---|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value'] or '-'} | {g['target']} | **{g['verdict']}** | {g['note']} |"
               for g in s["goals"]]
     if s["info"]:

@@ -37,7 +37,7 @@ cd "$(dirname "$0")/.." || exit 1
 mkdir -p "$OUTDIR/logs" || exit 1
 OUTDIR="$(cd "$OUTDIR" && pwd)"
 LOGS="$OUTDIR/logs"
-rm -f "$OUTDIR"/steps.tsv "$OUTDIR"/*.json "$OUTDIR"/nvidia_smi.csv "$OUTDIR"/summary.md
+(cd "$OUTDIR" && rm -f steps.tsv cam_fp32.json cam_bf16.json explain.json nvidia_smi.csv summary.md summary.json)
 export SEGXAI_BENCH_CACHE="${SEGXAI_BENCH_CACHE:-/tmp/segxai_bench}"  # the scene cache stays out of OUTDIR
 export PYTHONUNBUFFERED=1
 

@@ -24,6 +24,7 @@ def _summary_module():
     return mod
 
 
+@pytest.mark.slow  # about a minute on 2 cores: five Python processes' start-up and imports
 @pytest.mark.skipif(shutil.which("uv") is None or shutil.which("timeout") is None, reason="needs uv and timeout")
 def test_cpu_dry_run_runs_every_step(tmp_path):
     out = tmp_path / "out"

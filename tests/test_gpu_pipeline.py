@@ -23,6 +23,15 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 FIVE = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam"]
 
 
+@pytest.fixture(autouse=True)
+def full_fp32():
+    """cuDNN convolutions default to TF32 on Ampere and later (~1e-3 relative): compare in real fp32."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.fixture
 def scene(make_geotiff):
     img, _, _ = generate_scene(230, 200, 1, nodata_border=True)

@@ -161,6 +161,8 @@ def git_commit() -> str:
 
 def to_markdown(s: dict) -> str:
     head = "GPU check" if s["measured"] else f"GPU check: dry run on {s['device']} (goals not meaningful)"
+    if s.get("error"):
+        head = "GPU check: INCOMPLETE (the summary could not read the results; see the logs)"
     lines = [f"# {head}", "", f"{s['date']}, commit {s['commit']}", "", "| goal | value | target | verdict | note |", "|---|---|---|---|---|"]
     lines += [f"| {g['goal']} | {g['value'] or '-'} | {g['target']} | **{g['verdict']}** | {g['note']} |"
               for g in s["goals"]]
@@ -180,7 +182,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
-    s = evaluate(args.outdir, args.device, args.quick)
+    try:
+        s = evaluate(args.outdir, args.device, args.quick)
+    except Exception as exc:  # unexpected step output: still say which steps ran and what broke here
+        steps = read_steps(args.outdir / "steps.tsv")
+        s = {"device": args.device, "quick": args.quick, "measured": False, "commit": git_commit(), "error": True,
+             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+             "goals": [], "info": [{"what": "summary error", "value": type(exc).__name__, "note": str(exc)[:200]}],
+             "steps": steps, "failed_steps": [t["name"] for t in steps if not (t["status"] == "ok" or
+                                                                               t["status"].startswith("skipped"))]
+             + ["summary"],
+             "all_steps_ok": False, "all_goals_met": False}
     md = to_markdown(s)
     (args.outdir / "summary.json").write_text(json.dumps(s, indent=1))
     (args.outdir / "summary.md").write_text(md)

@@ -92,3 +92,12 @@ def test_summary_of_a_gpu_run(tmp_path):
 def test_summary_without_outputs_never_passes(tmp_path):
     s = _summary_module().evaluate(tmp_path, "cuda", quick=False)
     assert [g["verdict"] for g in s["goals"]] == ["FAIL (no data)"] * 4 and not s["all_goals_met"]
+
+
+def test_summary_of_unexpected_output_says_incomplete(tmp_path):
+    (tmp_path / "explain.json").write_text(json.dumps({"throughput": {"ratio": 0.5}}))  # keys missing
+    (tmp_path / "steps.tsv").write_text("env\t0\t1.0\t90\nsync\t-\t0\t-\t--no-sync\n")
+    assert _summary_module().main([str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["failed_steps"] == ["summary"] and not s["all_goals_met"]
+    assert "INCOMPLETE" in (tmp_path / "summary.md").read_text()

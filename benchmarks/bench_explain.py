@@ -14,6 +14,13 @@ default mobilenet_v2; ``encoder_weights=None``) — speed does not depend on the
 
     uv run python benchmarks/bench_explain.py --size 1024 --rss-sizes 2048,10000
     uv run python benchmarks/bench_explain.py --device cuda --size 4096 --batch-size 32 --autocast bf16
+    uv run python benchmarks/bench_explain.py --device cuda --size 8192 --batch-size 32 --end-to-end \
+        --to-host --json out/explain.json      # as benchmarks/gpu_check.sh runs it
+
+``--json`` also records the wall-clock (epoch) windows of the timed runs, so GPU utilisation sampled
+alongside (``nvidia-smi -lms 200``) can be matched to the explain runs, and ``read_mp_s``: the reader
+thread alone over the same grid (read, pad, batch, pin), which must outrun the compute for the GPU
+to stay busy. ``--quick`` shrinks everything to a seconds-long dry run (CI).
 """
 
 from __future__ import annotations
@@ -95,28 +102,74 @@ def throughput(args) -> dict:
     run_scene(path, model, cfg([]), sink=sink)  # warm-up
     run_scene(path, model, cfg(FIVE[:1]), sink=sink)
     mp = args.size * args.size / 1e6
-    times = {"inference": [], "explain5": []}
+    times: dict = {"inference": [], "explain5": []}
+    windows: dict = {"inference": [], "explain5": []}  # epoch seconds, to match GPU utilisation samples
+    read_wait: dict = {"inference": [], "explain5": []}
     for _ in range(args.repeats):
         for key, methods in (("inference", []), ("explain5", FIVE)):
+            t0 = time.time()
             st = run_scene(path, model, cfg(methods), sink=sink)
+            windows[key].append([t0, time.time()])
             times[key].append(st.seconds)
+            read_wait[key].append(st.read_wait_seconds)
     med = {k: statistics.median(v) for k, v in times.items()}
+    read_s = [read_only(path, cfg([]), args.size) for _ in range(args.repeats)]
     res = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)",
         "model": label, "scene": f"{args.size}x{args.size}", "tile": tile, "overlap": args.overlap,
         "batch_size": bs, "layer": args.layer, "autocast": args.autocast,
         "inference_mp_s": mp / med["inference"], "explain5_mp_s": mp / med["explain5"],
-        "ratio": med["inference"] / med["explain5"], "runs_s": times,
+        "ratio": med["inference"] / med["explain5"], "runs_s": times, "windows": windows,
+        "read_wait_s": read_wait, "read_mp_s": mp / statistics.median(read_s), "read_runs_s": read_s,
+        "gpu_uuid": gpu_uuid(device),
     }
+    if args.json:  # the throughput figures survive a failure or timeout in the end-to-end runs
+        save_json(args.json, {"throughput": res, "complete": False})
     if args.end_to_end:
         from segxai_cli.explain import explain_scene
 
         with tempfile.TemporaryDirectory(dir=CACHE) as out:
             for methods, key in ((["gradcam"], "e2e_gradcam_mp_s"), (FIVE, "e2e_explain5_mp_s")):
+                t0 = time.time()
                 r = explain_scene(path, out, model=(model, info), methods=methods, tile_size=tile, batch_size=bs,
                                   device=device, autocast=args.autocast, layer=args.layer, overwrite=True)
+                windows[key.removesuffix("_mp_s")] = [[t0, time.time()]]
                 res[key] = mp / r.seconds
     return res
+
+
+def read_only(path: Path, cfg, size: int) -> float:
+    """Seconds for the pipeline's reader thread alone to deliver every batch of the scene (no compute)."""
+    import queue
+    import threading
+
+    from segxai_cli.explain.reading import END, Reader
+    from segxai_cli.raster.source import RasterSource
+    from segxai_cli.tiling.grid import TileGrid
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, cfg.prefetch))
+    stop = threading.Event()
+    grid = TileGrid(size, size, cfg.tile, cfg.overlap)
+    reader = Reader(RasterSource.of(path), grid, cfg.bidx, cfg.batch_size, None, q, stop, pin=cfg.device.type == "cuda")
+    t = time.perf_counter()
+    reader.start()
+    while (item := q.get()) is not END:
+        if isinstance(item, BaseException):
+            raise item
+    seconds = time.perf_counter() - t
+    reader.join()
+    return seconds
+
+
+def gpu_uuid(device: torch.device) -> str | None:
+    """The GPU's UUID as nvidia-smi prints it (``GPU-…``), to pick its rows from the utilisation log."""
+    if device.type != "cuda":
+        return None
+    try:
+        u = str(torch.cuda.get_device_properties(device).uuid)
+    except Exception:
+        return None
+    return u if u.startswith("GPU-") else f"GPU-{u}"
 
 
 def rss_child(args) -> None:
@@ -173,9 +226,19 @@ def main() -> None:
     ap.add_argument("--rss-encoder", default=None, help="encoder for the RSS runs (default: --encoder)")
     ap.add_argument("--rss-methods", default="gradcam")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="dry run: scene <= 128 px, tile 64, batch <= 4, 1 repeat, no RSS runs (seconds on a CPU)")
+    ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--prepare", action="store_true", help="only generate (cache) the scene and exit")
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--methods", default="gradcam", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quick:
+        args.size, args.tile, args.repeats, args.rss_sizes = min(args.size, 128), 64, 1, ""
+        args.batch_size = min(args.batch_size or 4, 4)
+    if args.prepare:
+        print(scene(args.size))
+        return
     if args.rss_child:
         rss_child(args)
         return
@@ -186,6 +249,7 @@ def main() -> None:
         print(f"{r['device']} | {r['model']} | scene {r['scene']} tile {r['tile']} batch {r['batch_size']}")
         print(f"  inference  {r['inference_mp_s']:.3f} MP/s")
         print(f"  explain x5 {r['explain5_mp_s']:.3f} MP/s  ({100 * r['ratio']:.0f} % of inference)")
+        print(f"  reader alone {r['read_mp_s']:.3f} MP/s")
         for k in ("e2e_gradcam_mp_s", "e2e_explain5_mp_s"):
             if k in r:
                 print(f"  {k} {r[k]:.3f} MP/s")
@@ -196,6 +260,14 @@ def main() -> None:
         print(f"  peak RSS {r['scene']} ({r['model']}, {r['methods']}): {r['peak_rss_mb']:.0f} MB "
               f"in {r['seconds']:.0f} s, {r['tiles']} tiles")
     print(json.dumps(results, indent=1, default=str))
+    if args.json:
+        save_json(args.json, {**results, "complete": True})
+
+
+def save_json(path: str, data: dict) -> None:
+    tmp = Path(path).with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
 
 
 if __name__ == "__main__":

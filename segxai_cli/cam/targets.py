@@ -1,8 +1,9 @@
 """What a CAM explains: the target region of each image and its score.
 
 ``y = sum over the region of the class logit`` (or probability, ``use_probs``) — Vinogradova's
-Seg-Grad-CAM and pytorch-grad-cam's ``SemanticSegmentationTarget``. The gradient methods are
-invariant to using the region's mean instead (it only rescales the map before min-max); Score-CAM
+Seg-Grad-CAM and pytorch-grad-cam's ``SemanticSegmentationTarget``. The gradient methods but
+Grad-CAM++ (whose alpha is not homogeneous in g) are invariant to using the region's mean instead
+(it only rescales the map before min-max); Score-CAM
 is not — its softmax over channel scores collapses to one channel on sums over thousands of
 pixels — so it asks for the mean (docs/methods.md).
 """

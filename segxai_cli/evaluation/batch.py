@@ -79,7 +79,8 @@ def evaluate_batch(
         if maps is not None:
             layer_maps = {m: maps[layer][m].to(ev.dev).float() for m in cfg.methods}
         else:
-            layer_maps = ev.cam_maps(model, layer)
+            ev.notes = {}
+            layer_maps = ev.cam_maps(model, layer, ev.notes)
         rand_maps = ev.cam_maps(random_model, layer) if random_model is not None else None
         ev.layer_rows(per_tile, layer, layer_maps, rand_maps)
     if counter is not None:
@@ -101,6 +102,7 @@ class _Batch:
         self.fracs = M.curve_fractions(cfg.curve_steps).tolist() if cfg.curve_steps else []
         self.fill = fill_values(self.x, cfg.fill, stats, cfg.blur_sigma)
         self.n_forward = self.n_dedup = 0
+        self.notes: dict[str, torch.Tensor] = {}  # what the methods report per image (cam engine notes)
         # Full and all-fill inputs: shared by every layer and method.
         self.base = self.run(torch.cat([self.x, apply_keep(self.x, self.fill, torch.zeros_like(self.region), self.valid)]))
         full, fill = self.base[: self.B], self.base[self.B:]
@@ -129,12 +131,17 @@ class _Batch:
         self.n_forward += batch.shape[0]
         return torch.cat(outs)
 
-    def cam_maps(self, model, layer: str) -> dict[str, torch.Tensor]:
+    def cam_maps(self, model, layer: str, notes: dict | None = None) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyRegionWarning)
             return explain_batch(model, self.x, layer=layer.split("+"), methods=list(self.cfg.methods),
                                  target_class=self.c, region=self.pred_full, normalize=True,
-                                 use_probs=self.cfg.use_probs, score_chunk=self.cfg.score_chunk)
+                                 use_probs=self.cfg.use_probs, score_chunk=self.cfg.score_chunk, notes=notes)
+
+    def note(self, method: str, name: str) -> np.ndarray:
+        """A method's per-tile note (mean over the layers of a ``a+b`` layer), NaN where it has none."""
+        t = self.notes.get(f"{method}.{name}")
+        return np.full(self.B, np.nan) if t is None else _np(t.float().mean(1))
 
     # ---------------------------------------------------------------- reduced inputs
     def jobs(self) -> list[Job]:
@@ -249,6 +256,8 @@ class _Batch:
 
     def _method_rows(self, per_tile, layer, mi, m, d, res_np, index) -> None:
         cf, ef, jf = _np(self.conf_full), _np(self.ent_full), _np(self.iou_full)
+        rule, sign_corr, eff = self.note(m, "sign_rule"), self.note(m, "gradcam_corr"), self.note(m, "effective_channels")
+        sign_corr = np.where(rule == 1, self.note(m, "region_corr"), sign_corr)
         pps_v = res_np["pps"][index[Job(mi, "pps")]]
         nan = np.full(self.B, np.nan)
         for ti, t in enumerate(self.cfg.thresholds):
@@ -272,6 +281,7 @@ class _Batch:
                         "deletion_auc": d["del"][b] if "del" in d else math.nan,
                         "insertion_auc": d["ins"][b] if "ins" in d else math.nan,
                         "sanity_spearman": d["sanity"][b] if "sanity" in d else math.nan,
+                        "sign_rule": rule[b], "sign_corr": sign_corr[b], "effective_channels": eff[b],
                     })
 
 

@@ -43,6 +43,7 @@ def ablation_scores(ctx: CamContext, i: int, values: Optional[torch.Tensor] = No
         G, _ = dot
         v = 0 if values is None else values.to(A.dtype)[:, None, None, None]
         return ctx.y.float()[:, None] - (G * (A - v)).sum((2, 3))
+    G_last = None if dot is None else dot[0].permute(0, 2, 3, 1).contiguous()  # channels-last, as the fast path's f
     chunk = max(1, int(ctx.opts.get("ablation_chunk") or (suffix.chunk_size(A) if suffix is not None else 32)))
     yk = torch.empty(B, K, device=A.device, dtype=torch.float32)
     if suffix is None:  # whole-model re-runs, chunks across images
@@ -61,7 +62,9 @@ def ablation_scores(ctx: CamContext, i: int, values: Optional[torch.Tensor] = No
             with ctx.amp():
                 f = suffix.features(ctx.cache, A, b, k, values=v, fast=fast, image=img)
                 if dot is not None:
-                    yk[img, s:s + chunk] = f.float().flatten(1) @ dot[0][img].flatten() + dot[1][img]
+                    # <f, G> in f's channels-last order: a view, not a copy of every ablated output
+                    yk[img, s:s + chunk] = f.float().permute(0, 2, 3, 1).reshape(f.shape[0], -1) @ G_last[img].flatten() \
+                        + dot[1][img]
                 else:
                     yk[img, s:s + chunk] = ctx.scores(suffix.head(f), ctx.region[b]).float()
     return yk

@@ -2,6 +2,9 @@
 
     uv run python benchmarks/bench_cam.py [--device cpu|cuda] [--batch 4] [--size 256]
                                           [--encoder resnet34] [--classes 2] [--repeats 3]
+                                          [--only abcde] [--ablation-blocks 0,1,2,3,4]
+
+``--only d`` runs just (d), Ablation-CAM at every decoder block (the reference's part takes minutes).
 
 Each timing is the median of ``--repeats`` runs after one warm-up run (``--ref-repeats`` for the
 reference, whose runs are long). Ratios are what to compare across machines; absolute times on a

@@ -179,16 +179,19 @@ def test_constant_activations_all_methods_finite():
         assert torch.isfinite(v).all(), k
     # channel-weighted sums of constant channels are constant maps: min-max gives zeros (no NaN);
     # hirescam/xrescam/layercam weight pixels by the (non-constant) gradient, so they need not be
-    for k in ["gradcam", "gradcam++", "xgradcam", "scorecam", "ablationcam", "eigencam"]:
+    for k in ["gradcam", "gradcam++", "xgradcam", "scorecam", "scorecam-pgc", "ablationcam", "ablationcam-pgc",
+              "eigencam", "kpcacam", "fem", "randomcam"]:
         assert (out[k] == 0).all(), k
 
 
-def test_scorecam_constant_channels_equal_brute_force():
+@pytest.mark.parametrize("name", ["scorecam", "scorecam-pgc"])
+def test_scorecam_constant_channels_equal_brute_force(name):
     m = ConstModel()
     xx = images(2, bands=2, size=8)
     region = torch.zeros(2, 8, 8, dtype=torch.bool)
     region[:, 2:6, 1:5] = True
-    out = explain_batch(m, xx, "act", ["scorecam"], target_class=1, region=region, normalize=False)
+    out = explain_batch(m, xx, "act", [name], target_class=1, region=region, normalize=False)
+    n = region[0].sum() if name == "scorecam" else 1  # the mean score, or pytorch-grad-cam's sum
     with torch.no_grad():
         A = m.act(m.feat(xx))
         scores = torch.zeros(2, 4)
@@ -196,10 +199,10 @@ def test_scorecam_constant_channels_equal_brute_force():
             for k in range(4):
                 a = A[b, k]
                 mask = (a - a.min()) / (a.max() - a.min() + 1e-8)
-                scores[b, k] = (m(xx[b:b + 1] * mask)[0, 1] * region[b]).sum()
+                scores[b, k] = (m(xx[b:b + 1] * mask)[0, 1] * region[b]).sum() / n
         w = torch.softmax(scores, 1)
         expected = torch.relu((w[:, :, None, None] * A).sum(1))
-    torch.testing.assert_close(out["scorecam"], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[name], expected, atol=1e-5, rtol=0)
 
 
 def test_binary_single_channel_model():

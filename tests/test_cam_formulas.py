@@ -164,33 +164,42 @@ def _np_logits(x):  # x (2, h, w) -> class-1 logit map
     return 2.0 * x[0] + 0.5 * x[1] + 0.1
 
 
-def test_scorecam_by_numpy():
+@pytest.mark.parametrize("name,reduce", [("scorecam", "mean"), ("scorecam-pgc", "sum")])
+def test_scorecam_by_numpy(name, reduce):
     x = torch.tensor([[[[1.0, 2.0], [0.0, 3.0]], [[1.0, 0.0], [2.0, 2.0]]]])
     region = torch.tensor([[[True, True], [False, True]]])
-    out = explain_batch(Linear1x1(), x, "feat", ["scorecam"], target_class=1, region=region, normalize=False)
+    out = explain_batch(Linear1x1(), x, "feat", [name], target_class=1, region=region, normalize=False)
     xn, rn = x.numpy()[0], region.numpy()[0]
     scores = []
     for k in range(2):
         m = (xn[k] - xn[k].min()) / (xn[k].max() - xn[k].min() + 1e-8)  # A = x, same size: no resize
-        scores.append((_np_logits(xn * m) * rn).sum())
+        s = (_np_logits(xn * m) * rn).sum()
+        scores.append(s / rn.sum() if reduce == "mean" else s)
     w = np.exp(scores) / np.exp(scores).sum()
     expected = np.maximum((w[:, None, None] * xn).sum(0), 0)
-    close(out["scorecam"][0], expected, tol=1e-4)
+    close(out[name][0], expected, tol=1e-4)
 
 
-def test_ablationcam_by_numpy():
+@pytest.mark.parametrize("name", ["ablationcam", "ablationcam-pgc"])
+@pytest.mark.parametrize("bias", [0.1, -30.0])  # y > 0, y < 0
+def test_ablationcam_by_numpy(name, bias):
     x = torch.tensor([[[[1.0, 2.0], [0.0, 3.0]], [[1.0, 0.0], [2.0, 2.0]]]])
     region = torch.tensor([[[True, True], [False, True]]])
-    out = explain_batch(Linear1x1(), x, "feat", ["ablationcam"], target_class=1, region=region, normalize=False)
+    model = Linear1x1()
+    with torch.no_grad():
+        model.head.bias[1] = bias
+    out = explain_batch(model, x, "feat", [name], target_class=1, region=region, normalize=False)
     xn, rn = x.numpy()[0], region.numpy()[0]
-    y = (_np_logits(xn) * rn).sum()
+    logits = lambda a: _np_logits(a) - 0.1 + bias  # noqa: E731
+    y = (logits(xn) * rn).sum()
+    assert (y > 0) == (bias > 0)
     w = []
     for k in range(2):
         xa = xn.copy()
         xa[k] = 0
-        w.append((y - (_np_logits(xa) * rn).sum()) / y)
+        w.append((y - (logits(xa) * rn).sum()) / (abs(y) if name == "ablationcam" else y))
     expected = np.maximum((np.array(w)[:, None, None] * xn).sum(0), 0)
-    close(out["ablationcam"][0], expected, tol=1e-4)
+    close(out[name][0], expected, tol=1e-4)
 
 
 # ----------------------------------------------------------------------------- eigen

@@ -261,3 +261,17 @@ def test_multiclass_fake_model_entropy():
     # M1 removes the target: uniform softmax -> entropy 1, p_1 = 1/3, prediction gone
     assert r["confidence"] == pytest.approx(1 / 3, rel=1e-5)
     assert r["entropy"] == pytest.approx(1.0, rel=1e-5)
+
+
+def test_rows_report_the_methods_notes(tiny_model):
+    """Eigen-CAM's sign rule and Score-CAM's effective channels reach the tidy rows, per tile."""
+    model, _ = tiny_model
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    cfg = StudyConfig(methods=["eigencam", "scorecam", "gradcam"], layers=["decoder.blocks.2"], thresholds=(0.5,),
+                      modes=["M1"], curve_steps=0, chunk=8)
+    per_tile = evaluate_batch(model, TileTensors(x, torch.ones(2, 32, 32, dtype=torch.bool)), cfg, 1)
+    for rows in per_tile:
+        by = {r["method"]: r for r in rows}
+        assert by["eigencam"]["sign_rule"] in (0.0, 1.0, 2.0) and -1 <= by["eigencam"]["sign_corr"] <= 1
+        assert 1 <= by["scorecam"]["effective_channels"] <= 8 and math.isnan(by["scorecam"]["sign_rule"])
+        assert all(math.isnan(by["gradcam"][k]) for k in ("sign_rule", "sign_corr", "effective_channels"))

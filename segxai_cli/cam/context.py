@@ -102,6 +102,9 @@ class CamContext:
     autocast: Any
     cache: dict[str, Any]
     opts: dict[str, Any]
+    # Per-image diagnostics a method reports about the map it just made (name -> (B,) tensor), e.g.
+    # Eigen-CAM's sign rule or Score-CAM's effective channels; the engine files them per method.
+    notes: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def model(self) -> nn.Module:
@@ -110,10 +113,11 @@ class CamContext:
     def amp(self) -> contextlib.AbstractContextManager:
         return autocast_ctx(self.images.device, self.autocast)
 
-    def scores(self, output: Any, region: torch.Tensor) -> torch.Tensor:
-        """Target scores (n,) of a raw model output for the images whose regions are given."""
+    def scores(self, output: Any, region: torch.Tensor, mean: bool = False) -> torch.Tensor:
+        """Target scores (n,) of a raw model output for the images whose regions are given
+        (``mean``: the region's mean score instead of its sum)."""
         logits = self.adapter.logits(output, tuple(self.images.shape[-2:]))
-        return target_scores(logits, region, self.target_class, self.use_probs)
+        return target_scores(logits, region, self.target_class, self.use_probs, mean=mean)
 
     def forward(self, x: torch.Tensor) -> Any:
         """The raw model output for ``x`` (no hooks, under the context's autocast)."""
@@ -160,3 +164,15 @@ def shared_forward(
     grads = [torch.zeros_like(a) if g is None else adapter.activations(g, size).float() for a, g in zip(acts, grads)]
     return CamContext(adapter, images, refs, acts, grads, logits.detach().float(), region, y.detach(),
                       target_class, use_probs, autocast, cap.cache, dict(opts or {}))
+
+
+def layer_graph(ctx: CamContext, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-run the forward with layer ``i``'s output as a grad-enabled leaf: (leaf A, target scores y (B,)).
+
+    For methods that need more than the shared first-order backward (a Hessian-vector product): the
+    graph from A to y stays alive for ``torch.autograd.grad(..., create_graph=True)``.
+    """
+    cap = _Capture([ctx.refs[i]], need_grad=True)
+    with cap.hooks(), torch.enable_grad(), ctx.amp():
+        out = ctx.model(ctx.images)
+    return cap.leaves[0], ctx.scores(out, ctx.region)

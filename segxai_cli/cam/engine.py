@@ -40,6 +40,7 @@ def explain_batch(
     batch_chunk: Optional[int] = None,
     valid: Optional[torch.Tensor] = None,
     return_logits: bool = False,
+    notes: Optional[dict[str, torch.Tensor]] = None,
     **opts: Any,
 ) -> Union[dict[str, torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:
     """CAM maps for a batch of tiles: method name -> float32 (B, H, W) on the images' device.
@@ -59,7 +60,9 @@ def explain_batch(
     ``valid``: bool (B, H, W) pixels that may be explained at all (not nodata, not padding); the
     region, given or predicted, is restricted to them. ``return_logits``: also return the model's
     logits of the shared forward, ``(maps, logits)``, so callers that need the prediction do not
-    run the model twice.
+    run the model twice. ``notes``: a dict to fill with what methods report per image, as
+    ``"<method>.<note>"`` -> (B, layers) tensors (e.g. ``eigencam.sign_rule``,
+    ``scorecam.effective_channels``; docs/methods.md lists them).
 
     Host syncs: one per batch to decide whether to warn about empty regions, plus one per
     Score-CAM layer to find the non-constant channels; no per-image or per-channel ``.item()``.
@@ -80,11 +83,10 @@ def explain_batch(
                  normalize=normalize, use_probs=use_probs, autocast=autocast, opts=opts)
         for i in range(0, B, step)
     ]
-    if len(parts) == 1:
-        maps, logits = parts[0]
-    else:
-        maps = {m: torch.cat([p[0][m] for p in parts]) for m in methods}
-        logits = torch.cat([p[1] for p in parts])
+    maps = {m: torch.cat([p[0][m] for p in parts]) for m in methods}
+    logits = torch.cat([p[1] for p in parts])
+    if notes is not None:
+        notes.update({k: torch.cat([p[2][k] for p in parts]) for k in parts[0][2]})
     return (maps, logits) if return_logits else maps
 
 
@@ -117,10 +119,10 @@ def _pixel_mask(mask: Optional[torch.Tensor], images: torch.Tensor, name: str) -
 
 
 def _explain(adapter: ModelAdapter, images, refs, methods, target_class, *, region, valid, normalize,
-             use_probs, autocast, opts) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+             use_probs, autocast, opts) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
     need_grad = any(METHODS[m].needs_gradients for m in methods)
     cache_modules = []
-    if "ablationcam" in methods and opts.get("ablation_suffix", True):
+    if any(m.startswith("ablationcam") for m in methods) and opts.get("ablation_suffix", True):
         for ref in refs:
             suffix = adapter.suffix(ref)
             if suffix is not None:
@@ -140,14 +142,20 @@ def _explain(adapter: ModelAdapter, images, refs, methods, target_class, *, regi
         keep = (~empty).to(torch.float32)[:, None, None]
         size = tuple(images.shape[-2:])
         result: dict[str, torch.Tensor] = {}
+        notes: dict[str, list[torch.Tensor]] = {}
         for m in methods:
             if not METHODS[m].needs_layer:  # full-resolution, signed: min-max only (no ReLU)
                 raw = METHODS[m].load()(ctx).float() * keep
                 result[m] = (minmax(raw) if normalize else raw) * keep
                 continue
-            per_layer = [postprocess(_raw_map(m, ctx, i) * keep, size, normalize) for i in range(len(refs))]
+            per_layer = []
+            for i in range(len(refs)):
+                ctx.notes = {}
+                per_layer.append(postprocess(_raw_map(m, ctx, i) * keep, size, normalize))
+                for k, v in ctx.notes.items():
+                    notes.setdefault(f"{m}.{k}", []).append(v.detach().float())
             result[m] = aggregate(per_layer, normalize).to(torch.float32) * keep
-    return result, ctx.logits
+    return result, ctx.logits, {k: torch.stack(v, 1) for k, v in notes.items()}
 
 
 def _raw_map(method: str, ctx: CamContext, i: int) -> torch.Tensor:
@@ -156,6 +164,6 @@ def _raw_map(method: str, ctx: CamContext, i: int) -> torch.Tensor:
         raise UsageError(f"layer {ctx.refs[i].name} outputs shape {tuple(A.shape)}; need (B, K, h, w)")
     spec = METHODS[method]
     fn = spec.load()
-    if spec.family == "gradient":
-        return fn(A, ctx.grads[i], **ctx.opts)
-    return fn(ctx, i)
+    if spec.takes_context:
+        return fn(ctx, i)
+    return fn(A, ctx.grads[i], region=ctx.region, notes=ctx.notes, **ctx.opts)

@@ -46,8 +46,14 @@ def postprocess(cam: torch.Tensor, size: tuple[int, int], normalize: bool = True
 
 
 def aggregate(per_layer: Sequence[torch.Tensor], normalize: bool = True) -> torch.Tensor:
-    """Average already post-processed per-layer maps, then min-max again (Mullan & Sonka 'Adapted')."""
-    if len(per_layer) == 1:
+    """Average already post-processed per-layer maps, then min-max again (Mullan & Sonka 'Adapted').
+
+    With one layer too, as pytorch-grad-cam does: the second min-max is a no-op unless the raw
+    map's range is below ~1e-4, where the eps 1e-7 of the first one left it short of 1 (a Score-CAM
+    whose softmax picked an all-zero channel); skipping it made our maps differ from the
+    reference's there (measured 2.4e-3 … 1.0, the same in float64: not rounding noise).
+    """
+    if len(per_layer) == 1 and not normalize:
         return per_layer[0]
     mean = torch.stack(list(per_layer)).mean(0)
     return minmax(mean) if normalize else mean

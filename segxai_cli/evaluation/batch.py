@@ -98,7 +98,8 @@ def evaluate_batch(
         if maps is not None:
             layer_maps = {m: maps[layer][m].to(ev.dev).float() for m in cfg.methods}
         else:
-            layer_maps = ev.cam_maps(model, layer)
+            ev.notes = {}
+            layer_maps = ev.cam_maps(model, layer, ev.notes)
         rand_maps = ev.cam_maps(random_model, layer) if random_model is not None else None
         ev.layer_rows(per_tile, layer, layer_maps, rand_maps, curves)
         if maps_out is not None:
@@ -125,6 +126,7 @@ class _Batch:
         self.fracs = M.curve_fractions(cfg.curve_steps).tolist() if cfg.curve_steps else []
         self.fill = fill_values(self.x, cfg.fill, stats, cfg.blur_sigma)
         self.n_forward = self.n_dedup = 0
+        self.notes: dict[str, torch.Tensor] = {}  # what the methods report per image (cam engine notes)
         # Full and all-fill inputs: shared by every layer and method.
         self.base = self.run(torch.cat([self.x, apply_keep(self.x, self.fill, torch.zeros_like(self.region), self.valid)]))
         full, fill = self.base[: self.B], self.base[self.B:]
@@ -154,12 +156,17 @@ class _Batch:
         self.n_forward += batch.shape[0]
         return torch.cat(outs)
 
-    def cam_maps(self, model, layer: str) -> dict[str, torch.Tensor]:
+    def cam_maps(self, model, layer: str, notes: dict | None = None) -> dict[str, torch.Tensor]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyRegionWarning)
             return explain_batch(model, self.x, layer=layer.split("+"), methods=list(self.cfg.methods),
                                  target_class=self.c, region=self.explain, normalize=True,
-                                 use_probs=self.cfg.use_probs, **self.cfg.method_opts())
+                                 use_probs=self.cfg.use_probs, notes=notes, **self.cfg.method_opts())
+
+    def note(self, method: str, name: str) -> np.ndarray:
+        """A method's per-tile note (mean over the layers of a ``a+b`` layer), NaN where it has none."""
+        t = self.notes.get(f"{method}.{name}")
+        return np.full(self.B, np.nan) if t is None else _np(t.float().mean(1))
 
     # ---------------------------------------------------------------- reduced inputs
     def jobs(self) -> list[Job]:
@@ -292,6 +299,8 @@ class _Batch:
         selections = [("mode", ti, t, None, f"srt{ti}") for ti, t in enumerate(self.cfg.thresholds)]
         selections += [("budget", bi, None, frac, f"srb{bi}") for bi, frac in enumerate(self.cfg.budgets)]
         common = self._common(mi, d, res_np, index)
+        rule, sign_corr, eff = self.note(m, "sign_rule"), self.note(m, "gradcam_corr"), self.note(m, "effective_channels")
+        sign_corr = np.where(rule == 1, self.note(m, "region_corr"), sign_corr)
         nan = np.full(self.B, np.nan)
         for kind, i, t, frac, sr in selections:
             de = res_np["dice_pred"][index[Job(mi, kind, i, "M2")]] if "M2" in self.cfg.modes else nan
@@ -308,6 +317,7 @@ class _Batch:
                         "iou_full": c["jf"], "iou": io, "iou_change": io - c["jf"],
                         "iou_pred": res_np["iou_pred"][j, b],
                         "dice_explained": de[b], "saliency_ratio": d[sr][b], **c["method"],
+                        "sign_rule": rule[b], "sign_corr": sign_corr[b], "effective_channels": eff[b],
                     })
 
     def _common(self, mi, d, res_np, index) -> list[dict[str, Any]]:

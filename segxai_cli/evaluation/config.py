@@ -41,6 +41,7 @@ COLUMNS: tuple[str, ...] = (
     "iou_full", "iou", "iou_change", "iou_pred",
     "dice_explained", "saliency_ratio", "pps", "ips",
     "deletion_auc", "insertion_auc", "sanity_spearman",
+    "sign_rule", "sign_corr", "effective_channels",
 )
 METRIC_COLUMNS: tuple[str, ...] = COLUMNS[COLUMNS.index("kept_fraction"):]
 # The sanity check's tidy CSV: one row per tile × method × layer × test × step.

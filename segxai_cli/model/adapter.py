@@ -68,13 +68,38 @@ class SuffixRunner:
     ``cache`` holds the outputs of :meth:`cache_modules` recorded during the main forward (e.g. the
     encoder's skip features). ``run(cache, a, b)`` takes activations ``a`` (n, K, h, w) belonging to
     images ``b`` (n,) of the batch and returns their raw model output.
+
+    Ablation-CAM asks for ``head(features(cache, A, b, k, values))``: the defaults set the channel and
+    call ``run`` (``head`` is then the identity). A family may split the head off (``head_linear``:
+    the head is affine, so a score of its output is a dot product with a fixed gradient; ``last``:
+    the layer feeds the head directly) and compute ``features`` faster (``model/unet_suffix.py``).
     """
+
+    head_linear: bool = False
+    last: bool = False
 
     def cache_modules(self) -> list[tuple[str, nn.Module]]:
         return []
 
     def run(self, cache: dict[str, Any], a: torch.Tensor, b: torch.Tensor) -> Any:  # pragma: no cover
         raise NotImplementedError
+
+    def features(self, cache: dict[str, Any], A: torch.Tensor, b: torch.Tensor, k: torch.Tensor,
+                 values: Optional[torch.Tensor] = None, fast: bool = True, image: Optional[int] = None) -> Any:
+        """What enters ``head`` for image ``b[i]`` with channel ``k[i]`` of A set to ``values[i]`` (0)."""
+        a = A[b].clone()
+        a[torch.arange(b.numel(), device=A.device), k] = 0 if values is None else values.to(a.dtype)[:, None, None]
+        return self.run(cache, a, b)
+
+    def decode(self, cache: dict[str, Any], a: torch.Tensor, b: torch.Tensor) -> Any:
+        """What enters ``head`` for unmodified activations ``a`` of images ``b``."""
+        return self.run(cache, a, b)
+
+    def head(self, x: Any) -> Any:
+        return x
+
+    def chunk_size(self, A: torch.Tensor) -> int:
+        return 32
 
 
 class ModelAdapter:

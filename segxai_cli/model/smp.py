@@ -21,16 +21,15 @@ reshaped onto the patch grid (class tokens dropped) by :meth:`SmpAdapter.prefix_
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segxai_cli.errors import InputError, UsageError
 from segxai_cli.model.adapter import LayerRef, ModelAdapter, SuffixRunner
 from segxai_cli.model.smp_stages import decoder_stages
 from segxai_cli.model.trace import example_input, input_bands, trace
+from segxai_cli.model.unet_suffix import UnetSuffix
 
 if TYPE_CHECKING:
     from segxai_cli.model.info import ModelInfo
@@ -182,98 +181,3 @@ class SmpAdapter(ModelAdapter):
             if blk is ref.module:
                 return UnetSuffix(model, n)
         return None
-
-
-_ENC_KEY = "unet_encoder_features"
-
-
-class UnetSuffix(SuffixRunner):
-    """smp ``UnetDecoder`` blocks after block ``n`` and the head, on cached encoder features.
-
-    Mirrors ``UnetDecoder.forward`` (smp 0.5/0.6): shapes, skips and block calls.
-    """
-
-    def __init__(self, model: nn.Module, n: int) -> None:
-        self.model, self.n = model, n
-        self._linear: Optional[tuple[int, "_LinearNext"]] = None
-
-    def cache_modules(self) -> list[tuple[str, nn.Module]]:
-        return [(_ENC_KEY, self.model.encoder)]
-
-    def run(self, cache: dict[str, Any], a: torch.Tensor, b: torch.Tensor, start: Optional[int] = None) -> Any:
-        feats = cache[_ENC_KEY]
-        dec = self.model.decoder
-        shapes = [f.shape[2:] for f in feats][::-1]
-        skips = feats[1:][::-1][1:]
-        x = a.to(feats[-1].dtype)
-        for j in range(self.n + 1 if start is None else start, len(dec.blocks)):
-            h, w = shapes[j + 1]
-            skip = skips[j][b] if j < len(skips) else None
-            x = dec.blocks[j](x, h, w, skip_connection=skip)
-        return self.model.segmentation_head(x)
-
-    def ablate(self, cache: dict[str, Any], A: torch.Tensor, b: torch.Tensor, k: torch.Tensor,
-               linear: bool = True) -> Any:
-        """The output with channel ``k[i]`` of image ``b[i]``'s activations zeroed, for every i."""
-        feats = cache[_ENC_KEY]
-        if linear and _LinearNext.applicable(self.model, self.n):
-            if self._linear is None or self._linear[0] != id(A):
-                self._linear = (id(A), _LinearNext(self.model, feats, self.n, A.to(feats[-1].dtype)))
-            x = self._linear[1].run(b, k)
-            return self.run(cache, x, b, start=self.n + 2)
-        a = A[b].clone()
-        a[torch.arange(b.numel(), device=A.device), k] = 0
-        return self.run(cache, a, b)
-
-
-class _LinearNext:
-    """Ablating channel k of block n's output changes the next block's first conv *linearly*.
-
-    Next block: up(A) (nearest/bilinear, channel-wise) -> cat skip -> conv1 (linear) -> norm -> ReLU.
-    So conv1(cat(up(A with k zeroed), skip)) = conv1(cat(up(A), skip)) - W[:, k] * up(A_k): the full
-    pre-activation is computed once per image and each ablation only subtracts a single-channel
-    convolution (a grouped conv over the chunk). That removes the upsample, concat and the full conv1
-    -- the most expensive part of the suffix -- from every ablated evaluation.
-    """
-
-    def __init__(self, model: nn.Module, feats: list[torch.Tensor], n: int, A: torch.Tensor):
-        dec = model.decoder
-        self.blk = blk = dec.blocks[n + 1]
-        shapes = [f.shape[2:] for f in feats][::-1]
-        skips = feats[1:][::-1][1:]
-        h, w = shapes[n + 2]
-        skip = skips[n + 1] if n + 1 < len(skips) else None
-        self.up = F.interpolate(A, size=(h, w), mode=blk.interpolation_mode)
-        inp = self.up if skip is None else torch.cat([self.up, skip.to(A.dtype)], 1)
-        self.conv: nn.Conv2d = blk.conv1[0]
-        self.pre = self.conv(inp)  # (B, out, h, w), bias included once
-        self.K = A.shape[1]
-
-    @staticmethod
-    def applicable(model: nn.Module, n: int) -> bool:
-        dec = model.decoder
-        if n + 1 >= len(dec.blocks):
-            return False
-        blk = dec.blocks[n + 1]
-        conv1 = getattr(blk, "conv1", None)
-        return (
-            isinstance(getattr(blk, "attention1", None), nn.Module)
-            and isinstance(blk.attention1.attention, nn.Identity)
-            and isinstance(conv1, nn.Sequential)
-            and isinstance(conv1[0], nn.Conv2d)
-            and conv1[0].groups == 1
-            and blk.interpolation_mode in ("nearest", "bilinear")
-        )
-
-    def run(self, b: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Output of block n+1 for images ``b`` with channel ``k`` ablated (pairs)."""
-        c = self.conv
-        m = b.numel()
-        weight = c.weight[:, : self.K][:, k].transpose(0, 1).reshape(m * c.out_channels, 1, *c.kernel_size)
-        contrib = F.conv2d(self.up[b, k][None], weight.to(self.up.dtype), None, c.stride, c.padding,
-                           c.dilation, groups=m).view(m, c.out_channels, *self.pre.shape[-2:])
-        x = self.pre[b] - contrib
-        for layer in list(self.blk.conv1)[1:]:  # norm + ReLU
-            x = layer(x)
-        x = self.blk.conv2(x)
-        return self.blk.attention2(x)

@@ -1,51 +1,40 @@
 """Eigen-CAM (Muhammad & Yeasin 2020): projection of the activations on their first principal component.
 
-Class-agnostic; the raw SVD sign is arbitrary, so each map is flipped to correlate positively with
-the target region (:func:`orient`).
+``map = (A - mean_uv A) · v`` with ``v`` the first principal axis of the (positions × channels)
+activations. Class-agnostic except for its sign, which :func:`~._projection.orient` fixes: by
+default (``eigen_sign="gradcam"``) the map must correlate positively with the layer's Grad-CAM map,
+i.e. ``v · mean(g) > 0`` (the shared backward is therefore computed); ``"region"`` uses the region
+contrast and ``"extent"`` Seg-Eigen-CAM's ``|min| > |max|`` flip. Each image reports the rule that
+decided (notes ``sign_rule``, ``gradcam_corr``, ``region_corr``, ``extent_sign``).
 
-pytorch-grad-cam does a full numpy SVD of the (positions × positions) matrix, which needs 32 GiB at
-a 256 × 256 decoder layer. The first right singular vector of the centred (P × K) matrix is the top
-eigenvector of the K × K covariance, so we form that (one batched matmul) and take ``eigh`` of it.
+pytorch-grad-cam leaves the sign to LAPACK (arbitrary) and needs a positions² SVD; the parity tests
+compare up to that sign.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
-import torch.nn.functional as F
 
 from segxai_cli.cam.context import CamContext
+from segxai_cli.cam.methods._projection import check_sign_rule, first_component, gradcam_map, orient
+
+__all__ = ["compute", "eigencam", "first_component", "orient", "oriented"]
 
 
-def first_component(A: torch.Tensor) -> torch.Tensor:
-    """Raw projection (B, h, w) of centred A (B, K, h, w) on its first principal axis (sign arbitrary)."""
-    B, K, h, w = A.shape
-    X = A.float().flatten(2)  # (B, K, P)
-    X = X - X.mean(2, keepdim=True)
-    cov = torch.bmm(X, X.transpose(1, 2)).double()  # (B, K, K)
-    _, vecs = torch.linalg.eigh(cov)  # ascending eigenvalues
-    v = vecs[..., -1].to(X.dtype)  # (B, K)
-    return torch.einsum("bk,bkp->bp", v, X).view(B, h, w)
+def eigencam(A: torch.Tensor, region: Optional[torch.Tensor], g: Optional[torch.Tensor] = None,
+             notes: Optional[dict] = None) -> torch.Tensor:
+    """Eigen-CAM map (B, h, w), oriented by Grad-CAM agreement when ``g`` is given, else by the region."""
+    return orient(first_component(A), region, None if g is None else gradcam_map(A, g), notes)
 
 
-def orient(proj: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """Flip each map so that it correlates positively with the target region.
-
-    The region is averaged down to the map's resolution. Where the correlation is zero (empty or
-    full region) fall back to Seg-Eigen-CAM's rule: flip when |min| > |max|.
-    """
-    r = F.adaptive_avg_pool2d(region.float()[:, None], proj.shape[-2:])[:, 0]
-    p = proj.flatten(1)
-    rc = r.flatten(1) - r.flatten(1).mean(1, keepdim=True)
-    corr = (p * rc).sum(1)
-    fallback = torch.where(p.amin(1).abs() > p.amax(1).abs(), -1.0, 1.0).to(p.dtype)
-    sign = torch.where(corr > 0, 1.0, torch.where(corr < 0, -1.0, fallback)).to(p.dtype)
-    return proj * sign[:, None, None]
-
-
-def eigencam(A: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
-    """Class-agnostic Eigen-CAM map (B, h, w), oriented towards the target region."""
-    return orient(first_component(A), region)
+def oriented(ctx: CamContext, i: int, proj: torch.Tensor) -> torch.Tensor:
+    """``proj`` oriented by the context's ``eigen_sign`` rule (shared by the projection methods)."""
+    rule = check_sign_rule(ctx.opts.get("eigen_sign", "gradcam"))
+    reference = gradcam_map(ctx.acts[i], ctx.grads[i]) if rule == "gradcam" else None
+    return orient(proj, ctx.region if rule != "extent" else None, reference, ctx.notes)
 
 
 def compute(ctx: CamContext, i: int) -> torch.Tensor:
-    return eigencam(ctx.acts[i], ctx.region)
+    return oriented(ctx, i, first_component(ctx.acts[i]))

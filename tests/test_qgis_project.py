@@ -93,7 +93,7 @@ def test_unreadable_or_moved_files_are_left_out_with_a_log_line(analyst_run, tmp
     log.addHandler(caplog.handler)
     caplog.set_level(logging.WARNING, logger="segxai")
     try:
-        assert write_run_outputs(out, records) == {"qgis_project": out / "segxai.qgs"}
+        assert write_run_outputs(out, records)["qgis_project"] == out / "segxai.qgs"
     finally:
         log.removeHandler(caplog.handler)
     root = ET.parse(out / "segxai.qgs").getroot()

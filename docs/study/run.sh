@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 S="uv run segxai"
 OUT=docs/study
-M2=docs/study/models/deeplabv3plus_buildings.pt
+M2=docs/study/models/deeplabv3plus_resnet10t.pt
 METHODS=gradcam,gradcam++,xgradcam,hirescam,scorecam,ablationcam,eigencam,randomcam,rise,occlusion
 CAMS=gradcam,gradcam++,xgradcam,hirescam,scorecam,ablationcam,eigencam
 BLACKBOX="--rise-masks 250 --occlusion-window 32 --occlusion-stride 32"

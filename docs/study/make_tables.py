@@ -82,15 +82,21 @@ def budgets(folder: Path, title: str) -> None:
                 rows))
 
 
-def winners(folder: Path, title: str, name: str = "evaluate") -> None:
+BLACKBOX = ("rise", "occlusion")
+
+
+def winners(folder: Path, title: str, name: str = "evaluate", cams_only: bool = False) -> None:
     """Best method per mode at t = 0.5 and at each budget, with the paired test against the runner-up."""
     idx, methods, layers = summary_index(folder / f"{name}_summary.csv")
+    if cams_only:
+        methods = [m for m in methods if m not in BLACKBOX]
     paired = read_csv(folder / f"{name}_paired.csv")
     pidx = {(p["layer"], p["mode"], _key(p["threshold"]), _key(p["budget"]), p["method_a"], p["method_b"]): p
             for p in paired}
     sels = sorted({(k[3], k[4]) for k in idx}, key=lambda s: (s[0] is None, s[0] or 0, s[1] or 0))
-    print(f"\n**{title}** — best method (gradient/perturbation/activation CAMs at `{layers[0]}`) and the "
-          "paired test against the runner-up\n")
+    which = "the CAMs and randomcam" if cams_only else "all methods"
+    print(f"\n**{title}** — best of {which} and the paired test against the runner-up "
+          "(distinguishable: the paired 95 % interval of the difference excludes 0 and the sign-flip p < 0.05)\n")
     rows = []
     for t, b in sels:
         for mode, (metric, better, _) in MODES.items():
@@ -101,8 +107,9 @@ def winners(folder: Path, title: str, name: str = "evaluate") -> None:
             p = pidx.get((layers[0], mode, t, b, m1, m2)) or pidx.get((layers[0], mode, t, b, m2, m1))
             verdict = "–"
             if p is not None:
-                verdict = (f"yes (p = {num(p['p_value'], 3)})" if str(p["distinguishable"]) == "True"
-                           else f"**no** (p = {num(p['p_value'], 3)})")
+                pv = float(p["p_value"])
+                pt = "p < 0.001" if pv < 0.001 else f"p = {pv:.3f}"
+                verdict = f"yes ({pt})" if str(p["distinguishable"]) == "True" else f"**no** ({pt})"
             sel = f"t = {t:g}" if t is not None else f"budget {b:.0%}"
             rows.append([sel, mode, f"{m1} ({num(v1, 4)})", f"{m2} ({num(v2, 4)})", verdict])
     print(table(["selection", "mode (metric)", "best", "runner-up", "distinguishable"], rows))
@@ -191,6 +198,7 @@ def main() -> None:
     overview(HERE, "Bundled model")
     budgets(HERE, "Bundled model")
     winners(HERE, "Bundled model")
+    winners(HERE, "Bundled model", cams_only=True)
     notes(HERE, "Bundled model")
     sanity(HERE / "sanity")
     if (HERE / "sweep_best.csv").exists():
@@ -200,10 +208,14 @@ def main() -> None:
         sweep_iou()
         print("\n### Task 3: final vs. 2nd decoder block\n")
         sweep_layers()
+    if (HERE / "pgc" / "evaluate_summary.csv").exists():
+        overview(HERE / "pgc", "Bundled model, our Score-/Ablation-CAM against pytorch-grad-cam's")
+        notes(HERE / "pgc", "Bundled model, our Score-/Ablation-CAM against pytorch-grad-cam's")
     if (HERE / "model2" / "evaluate_summary.csv").exists():
         overview(HERE / "model2", "DeepLabV3+")
         budgets(HERE / "model2", "DeepLabV3+")
         winners(HERE / "model2", "DeepLabV3+")
+        winners(HERE / "model2", "DeepLabV3+", cams_only=True)
         notes(HERE / "model2", "DeepLabV3+")
 
 

@@ -200,6 +200,7 @@ def main() -> None:
     winners(HERE, "Bundled model")
     winners(HERE, "Bundled model", cams_only=True)
     notes(HERE, "Bundled model")
+    print("\n### The sanity check\n")
     sanity(HERE / "sanity")
     if (HERE / "sweep_best.csv").exists():
         print("\n### Task 1: best method per threshold\n")
@@ -209,9 +210,11 @@ def main() -> None:
         print("\n### Task 3: final vs. 2nd decoder block\n")
         sweep_layers()
     if (HERE / "pgc" / "evaluate_summary.csv").exists():
+        print("\n### Our Score-/Ablation-CAM against pytorch-grad-cam's\n")
         overview(HERE / "pgc", "Bundled model, our Score-/Ablation-CAM against pytorch-grad-cam's")
         notes(HERE / "pgc", "Bundled model, our Score-/Ablation-CAM against pytorch-grad-cam's")
     if (HERE / "model2" / "evaluate_summary.csv").exists():
+        print("\n### Second model: DeepLabV3+\n")
         overview(HERE / "model2", "DeepLabV3+")
         budgets(HERE / "model2", "DeepLabV3+")
         winners(HERE / "model2", "DeepLabV3+")

@@ -84,25 +84,20 @@ def run_study(
     scene = study_setup(model, cfg, bidx, device)
     result = StudyResult(model=scene.model, sanity_groups=scene.sanity_groups)
     for i, source in enumerate(sources, 1):
+        start = (lambda name, n, mp, i=i: progress(i, len(sources), name, n, mp)) if progress else None
         try:
-            rows, summary = scene.run(source, mask_map[source], masks is not None, max_tiles,
-                                      (lambda name, n, mp, i=i: progress(i, len(sources), name, n, mp)) if progress else None)
+            _add(result, study_task(scene, source, mask_map[source], masks is not None, max_tiles, start=start))
         except SegxaiError as exc:
             if not keep_going:
                 raise
             result.errors.append((str(source), str(exc)))
-            continue
-        result.rows.extend(rows)
-        result.curves.extend(scene.curves)
-        result.sanity_rows.extend(scene.sanity_rows)
-        result.scenes.append(summary)
-    result.forwards, result.deduplicated = scene.counter
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def _as_list(items: Any) -> list:
     return [items] if isinstance(items, (str, RasterSource)) or hasattr(items, "__fspath__") else list(items)
+
 
 def study_setup(model: Any, cfg: StudyConfig, bidx: Sequence[int] | None, device: Any) -> "_SceneStudy":
     """Load the model and check the options against it (the class is resolved in ``cfg``)."""
@@ -137,11 +132,23 @@ def _describe(study: "_SceneStudy") -> tuple[Any, dict, list]:
     return study.cfg.target_class, study.model, study.sanity_groups
 
 
-def study_task(study: "_SceneStudy", source: RasterSource, mask, masks_given: bool, max_tiles, attempt: int = 1):
-    """One scene on a worker → its rows, summary, forwards taken, curves and sanity rows."""
+def study_task(study: "_SceneStudy", source: RasterSource, mask, masks_given: bool, max_tiles, attempt: int = 1,
+               start=None):
+    """One scene (here or on a worker) → its rows, summary, forwards taken, curves and sanity rows."""
     before = list(study.counter)
-    rows, summary = study.run(source, mask, masks_given, max_tiles, None)
+    rows, summary = study.run(source, mask, masks_given, max_tiles, start)
     return rows, summary, [a - b for a, b in zip(study.counter, before)], study.curves, study.sanity_rows
+
+
+def _add(result: StudyResult, value) -> None:
+    """Add one scene's :func:`study_task` value to the run's result."""
+    rows, summary, counter, curves, sanity = value
+    result.rows.extend(rows)
+    result.scenes.append(summary)
+    result.curves.extend(curves)
+    result.sanity_rows.extend(sanity)
+    result.forwards += counter[0]
+    result.deduplicated += counter[1]
 
 
 def _run_pooled(pool, sources, mask_map, masks_given, model, cfg, bidx, max_tiles, keep_going, progress) -> StudyResult:
@@ -171,15 +178,8 @@ def _run_pooled(pool, sources, mask_map, masks_given, model, cfg, bidx, max_tile
         if done[i].error is not None:
             result.errors.append((str(source), str(done[i].error)))
             continue
-        rows, summary, counter, curves, sanity = done[i].value
-        result.rows.extend(rows)
-        result.scenes.append(summary)
-        result.curves.extend(curves)
-        result.sanity_rows.extend(sanity)
-        result.forwards += counter[0]
-        result.deduplicated += counter[1]
+        _add(result, done[i].value)
     return result
-
 
 
 class _SceneStudy:

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from segxai_cli._version import __version__
 from segxai_cli.explain.options import ExplainOptions
-from segxai_cli.explain.run_outputs import write_run_outputs
+from segxai_cli.explain.run_outputs import RUN_OUTPUTS, write_run_outputs
 from segxai_cli.explain.results import RECORD_SUFFIX, OutputPaths, SceneResult, rounded
 from segxai_cli.files import atomic_write_text
 from segxai_cli.raster.source import RasterSource
@@ -28,7 +28,7 @@ from segxai_cli.raster.source import RasterSource
 MANIFEST_NAME = "segxai_manifest.json"
 CSV_NAME = "segxai_scenes.csv"
 RECORD_FORMAT = "segxai-scene"
-RUN_FILES = (MANIFEST_NAME, CSV_NAME, "catalog.json", "segxai.qgs")  # rebuilt at the end of every run
+RUN_FILES = (MANIFEST_NAME, CSV_NAME, *(kind.file_name for kind in RUN_OUTPUTS))  # rebuilt at the end of every run
 
 
 def environment(device: Optional[str] = None) -> dict[str, Any]:

@@ -40,6 +40,7 @@ PREDICTION_OPACITY = 0.35  # under the saliency: the classes show without hiding
 
 class QgisProject(RunOutput):
     name = "qgis_project"
+    file_name = PROJECT_NAME
 
     def write(self, outdir: Path, records: Sequence[dict]) -> Optional[Path]:
         scenes = [g for rec in sorted(records, key=lambda r: str(r.get("scene"))) if (g := scene_group(outdir, rec))]

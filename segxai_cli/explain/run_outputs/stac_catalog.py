@@ -35,6 +35,7 @@ def catalog_json(catalog_id: str, records: Sequence[dict]) -> str:
 
 class StacCatalog(RunOutput):
     name = "stac_catalog"
+    file_name = CATALOG_NAME
 
     def write(self, outdir: Path, records: Sequence[dict]) -> Optional[Path]:
         return atomic_write_text(outdir / CATALOG_NAME, catalog_json(outdir.resolve().name, records))

@@ -109,11 +109,10 @@ def _study_command(sweep: bool):
         bands = parse_bands(bidx)
         workers_given = ray is not None or devices is not None or workers is not None
         if workers_given:
-            from segxai_cli.workers import check_pool_options
+            from segxai_cli.workers import check_device_with_pool, check_pool_options
 
             check_pool_options(ray, devices, workers)
-            if device != "auto" and not (device == "cpu" and devices is None):
-                raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
+            check_device_with_pool(device, devices)
         pool = (ray, devices, workers) if workers_given else None
         from segxai_cli.evaluation.run import scene_sources
 

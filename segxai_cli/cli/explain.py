@@ -119,8 +119,10 @@ def explain(
     )
     progress = Progress("scene", quiet=quiet, unit="window")
     executor = choose_executor(ray, devices, workers, split, progress)
-    if executor.name != "local" and device != "auto" and not (device == "cpu" and devices is None):
-        raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
+    if executor.name != "local":
+        from segxai_cli.workers import check_device_with_pool
+
+        check_device_with_pool(device, devices)
     run = explain_scenes(inputs, output, str(model) if model else None, options=opts, shard=shard,
                          overwrite=overwrite, skip_existing=skip_existing, progress=progress, executor=executor)
     summary = run.summary()

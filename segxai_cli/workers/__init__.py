@@ -17,9 +17,15 @@ from segxai_cli.errors import SegxaiError, UsageError
 from segxai_cli.options import parse_devices, parse_ray_address
 from segxai_cli.workers.pool import Done, InlinePool, Slot, Task, WorkerLost, WorkerPool
 
-__all__ = ["Done", "InlinePool", "Slot", "Task", "WorkerLost", "WorkerPool", "check_pool_options", "make_pool"]
+__all__ = ["Done", "InlinePool", "Slot", "Task", "WorkerLost", "WorkerPool", "check_device_with_pool", "check_pool_options", "make_pool"]
 
 GPU_THREADS = 2  # CPU threads of a GPU worker (reading, blending on the host side)
+
+
+def check_device_with_pool(device: str, devices) -> None:
+    """``--device`` names the one device of a one-process run; with workers, ``--devices`` does."""
+    if device != "auto" and not (device == "cpu" and devices is None):
+        raise UsageError("--device is for one process; with --ray, --devices or --workers give --devices")
 
 
 def check_pool_options(ray: Optional[str], devices: Union[str, list, None], workers: Optional[int]):

@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--grad-layer", default="decoder.blocks.2", help="layer for (a) and (b)")
     ap.add_argument("--score-layer", default="decoder.blocks.4", help="few-channel layer for (c)")
     ap.add_argument("--ablation-blocks", default="0,1,2,3,4", help="decoder blocks N for (d), comma list")
+    ap.add_argument("--ref-ablation-batch", type=int, default=None,
+                    help="the reference AblationCAM's batch_size for (d) (default: its own, 32)")
     ap.add_argument("--only", default="abcde", help="which measures to run, e.g. 'd' (default: all)")
     ap.add_argument("--eigen-layer", default="decoder.blocks.4", help="full-resolution layer for (e)")
     ap.add_argument("--skip-reference", action="store_true")
@@ -199,7 +201,8 @@ def main(argv=None) -> int:
         # block; conv2 is the block's output), ours at the block
         blocks = [int(b) for b in args.ablation_blocks.split(",")]
         for j, n in enumerate(blocks[-1:] if args.quick else blocks):
-            ref_a = reference_runner(AblationCAM, net, f"decoder.blocks.{n}.conv2", x, region, category)
+            ref_kw = {} if args.ref_ablation_batch is None else {"batch_size": args.ref_ablation_batch}
+            ref_a = reference_runner(AblationCAM, net, f"decoder.blocks.{n}.conv2", x, region, category, **ref_kw)
             ours_a = lambda n=n: explain_batch(net, x, f"decoder.blocks.{n}", ["ablationcam"],  # noqa: E731
                                                target_class=cls, autocast=args.autocast)
             ours_a()

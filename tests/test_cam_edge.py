@@ -345,3 +345,29 @@ def test_layer_with_list_output_is_a_clear_error(net, x):
     with pytest.raises(SegxaiError, match="not a feature map"):
         explain_batch(net, x, "encoder", ["gradcam"])
     assert all(not m._forward_hooks for m in net.modules())
+
+
+@pytest.mark.parametrize("opts", [dict(ablation_suffix=False), dict(ablation_linear=False)], ids=["whole-model", "suffix"])
+def test_ablation_does_not_rerun_dead_channels(x, opts):
+    """A channel that is 0 everywhere (a dead ReLU channel) keeps y_k = y without a re-run: one ablated
+    row less per image, and the same map as the fast path that does not skip it by name."""
+
+    def rows_run(net):
+        seen = []
+        mod = net.encoder if opts.get("ablation_suffix") is False else net.decoder.blocks[1]
+        h = mod.register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[0]))
+        try:
+            maps = explain_batch(net, x, "decoder.blocks.0", ["ablationcam"], target_class=1, ablation_chunk=3,
+                                 normalize=False, **opts)
+        finally:
+            h.remove()
+        return sum(seen), maps["ablationcam"]
+
+    alive, dead = unet(), unet()
+    with torch.no_grad():  # channel 3 of block 0's output: relu(BN(...) - 1e4) = 0 everywhere
+        dead.decoder.blocks[0].conv2[1].bias[3] = -1e4
+    n_alive, _ = rows_run(alive)
+    n_dead, m_dead = rows_run(dead)
+    assert n_alive - n_dead == x.shape[0]
+    fast = explain_batch(dead, x, "decoder.blocks.0", ["ablationcam"], target_class=1, normalize=False)
+    torch.testing.assert_close(m_dead, fast["ablationcam"], atol=1e-5, rtol=1e-4)

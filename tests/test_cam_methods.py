@@ -16,7 +16,7 @@ from torch import nn
 from segxai_cli.cam import explain_batch
 from segxai_cli.cam.post import minmax, resize
 from segxai_cli.errors import SegxaiError
-from segxai_cli.model.unet_suffix import _phase_weights, phase_conv
+from segxai_cli.model.unet_suffix import _up2_weights, up2_conv
 
 
 def unet(classes=2, head_scale=1.0, decoder=(16, 8, 8), depth=3):
@@ -101,7 +101,7 @@ def test_ablationcam_keeps_its_sign_on_a_negative_score(layer):
 
 @pytest.mark.parametrize("probs", [False, True])
 def test_ablation_fast_path_equals_plain_rerun_at_every_block(probs):
-    """The shortcuts of model/unet_suffix.py (next block by linearity, skip halves once, phase
+    """The shortcuts of model/unet_suffix.py (next block by linearity, skip halves once, up2
     convolutions, folded batch norm) and the score-gradient dot product / closed form at the last
     block equal re-running the decoder's own modules."""
     net, x = unet(decoder=(32, 16, 8, 8), depth=4), images(2, 32)
@@ -116,12 +116,29 @@ def test_ablation_fast_path_equals_plain_rerun_at_every_block(probs):
 
 
 @pytest.mark.parametrize("size", [(8, 8), (5, 7)])
-def test_phase_conv_is_conv_of_nearest_upsampling(size):
+def test_up2_conv_is_conv_of_nearest_upsampling(size):
     gen = torch.Generator().manual_seed(0)
-    x, w = torch.randn(2, 3, *size, generator=gen), torch.randn(4, 3, 3, 3, generator=gen)
+    x, w, b = torch.randn(2, 3, *size, generator=gen), torch.randn(4, 3, 3, 3, generator=gen), torch.randn(4, generator=gen)
     out = (2 * size[0], 2 * size[1])
-    expected = F.conv2d(F.interpolate(x, size=out, mode="nearest"), w, padding=1)
-    torch.testing.assert_close(phase_conv(x, _phase_weights(w), out), expected, atol=1e-5, rtol=1e-5)
+    expected = F.conv2d(F.interpolate(x, size=out, mode="nearest"), w, b, padding=1)
+    torch.testing.assert_close(up2_conv(x, _up2_weights(w), b), expected, atol=1e-5, rtol=1e-5)
+    cl = up2_conv(x.contiguous(memory_format=torch.channels_last), _up2_weights(w), b)
+    torch.testing.assert_close(cl, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_ablation_chunks_fit_the_cpu_cache(monkeypatch):
+    """On a CPU the ablated suffix is memory-bound once it leaves the cache: a chunk's live tensors
+    (4 × the largest per-ablation intermediate) are sized to the last-level cache, never below 1."""
+    from segxai_cli.model import unet_suffix
+
+    assert unet_suffix._cpu_cache_bytes() >= 2**20
+    net = unet(decoder=(32, 16, 8, 8), depth=4)
+    runner = unet_suffix.UnetSuffix(net, 0)
+    A = torch.zeros(1, 32, 32, 32)  # block 0 feeding 64², 128², 256²: the last block's 8 × 256² floats are the largest
+    monkeypatch.setattr(unet_suffix, "_cached_cpu_cache_bytes", lambda: 32 * 2**20)
+    assert runner.chunk_size(A) == 32 * 2**20 // (4 * 4 * 8 * 256 * 256)
+    monkeypatch.setattr(unet_suffix, "_cached_cpu_cache_bytes", lambda: 2**20)
+    assert runner.chunk_size(A) == 1
 
 
 # ----------------------------------------------------------------------------- Eigen-CAM sign

@@ -12,7 +12,9 @@ map, which min-max undoes).
 Only the network *after* the layer depends on the ablation: when the model's adapter knows that
 suffix (smp U-Net decoder blocks), only it is re-run on the features cached by the main forward,
 with the shortcuts of :mod:`segxai_cli.model.unet_suffix`. Otherwise the whole model runs with a
-hook setting the channel. Pairs go in chunks of ``ablation_chunk`` (default: sized by memory).
+hook setting the channel. Pairs go in chunks of ``ablation_chunk`` (default: sized by the CPU's
+last-level cache, or by memory on a GPU). A channel that already equals its ablated value (a dead
+ReLU channel) is not re-run: its y_k is y.
 """
 
 from __future__ import annotations
@@ -25,10 +27,6 @@ from segxai_cli.cam.context import CamContext
 from segxai_cli.cam.methods._channels import weighted_sum
 
 EPS = 1e-6
-
-
-def _pairs(B: int, K: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.arange(B, device=device).repeat_interleave(K), torch.arange(K, device=device).repeat(B)
 
 
 @torch.no_grad()
@@ -45,28 +43,33 @@ def ablation_scores(ctx: CamContext, i: int, values: Optional[torch.Tensor] = No
         return ctx.y.float()[:, None] - (G * (A - v)).sum((2, 3))
     G_last = None if dot is None else dot[0].permute(0, 2, 3, 1).contiguous()  # channels-last, as the fast path's f
     chunk = max(1, int(ctx.opts.get("ablation_chunk") or (suffix.chunk_size(A) if suffix is not None else 32)))
-    yk = torch.empty(B, K, device=A.device, dtype=torch.float32)
+    # a channel already equal to its ablated value everywhere (a dead ReLU channel: 4 % at a random
+    # U-Net's decoder block 0, more in trained ones) leaves the score as it is: y_k = y, no re-run
+    v = 0 if values is None else values.to(A.dtype)[:, None, None, None]
+    bi, ki = (A != v).flatten(2).any(-1).nonzero(as_tuple=True)  # the pairs to re-run (one host sync)
+    yk = ctx.y.float()[:, None].repeat(1, K)
     if suffix is None:  # whole-model re-runs, chunks across images
-        bi, ki = _pairs(B, K, A.device)
-        flat = yk.view(-1)
-        for s in range(0, B * K, chunk):
+        for s in range(0, bi.numel(), chunk):
             b, k = bi[s:s + chunk], ki[s:s + chunk]
-            v = None if values is None else values[b]
-            flat[s:s + chunk] = ctx.scores(_ablated_forward(ctx, i, b, k, v), ctx.region[b]).float()
+            yk[b, k] = ctx.scores(_ablated_forward(ctx, i, b, k, None if values is None else values[b]),
+                                  ctx.region[b]).float()
         return yk
+    counts = torch.bincount(bi, minlength=B).tolist()
+    starts = [0] + torch.tensor(counts).cumsum(0).tolist()
     for img in range(B):  # suffix re-runs, image by image: its cached tensors broadcast
-        for s in range(0, K, chunk):
-            k = torch.arange(s, min(K, s + chunk), device=A.device)
+        kimg = ki[starts[img]:starts[img + 1]]
+        for s in range(0, kimg.numel(), chunk):
+            k = kimg[s:s + chunk]
             b = torch.full_like(k, img)
             v = None if values is None else values[b]
             with ctx.amp():
                 f = suffix.features(ctx.cache, A, b, k, values=v, fast=fast, image=img)
                 if dot is not None:
                     # <f, G> in f's channels-last order: a view, not a copy of every ablated output
-                    yk[img, s:s + chunk] = f.float().permute(0, 2, 3, 1).reshape(f.shape[0], -1) @ G_last[img].flatten() \
+                    yk[img, k] = f.float().permute(0, 2, 3, 1).reshape(f.shape[0], -1) @ G_last[img].flatten() \
                         + dot[1][img]
                 else:
-                    yk[img, s:s + chunk] = ctx.scores(suffix.head(f), ctx.region[b]).float()
+                    yk[img, k] = ctx.scores(suffix.head(f), ctx.region[b]).float()
     return yk
 
 

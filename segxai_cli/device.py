@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import glob
+import os
 from typing import Any
 
 import torch
@@ -45,3 +48,40 @@ def autocast(device: torch.device, spec: Any) -> contextlib.AbstractContextManag
     else:
         raise UsageError(f"autocast must be one of None, 'bf16', 'fp16'; got {spec!r}")
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+_CACHE_FALLBACK = 32 * 2**20
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_cache_bytes() -> int:
+    """The CPU's largest cache (the L3 on most machines), from sysfs; 32 MiB where it cannot be read."""
+    best = 0
+    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
+        try:
+            with open(os.path.join(d, "size")) as fh:
+                text = fh.read().strip().upper()
+            best = max(best, int(text.rstrip("KMG")) * {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1))
+        except (OSError, ValueError):
+            continue
+    return best or _CACHE_FALLBACK
+
+
+def cache_chunk(device: torch.device, item_bytes: int, default: int, live: int = 4) -> int:
+    """Items per chunk of a batched perturbation: on a CPU as many as keep ``live`` tensors of
+    ``item_bytes`` each within the last-level cache (1 to ``default``); elsewhere ``default``.
+
+    Why: on a CPU these loops are memory-bound once their tensors leave the cache. At a 256² tile
+    (U-Net resnet34, 2-core EPYC, 32 MiB L3) Ablation-CAM ran 1.9x faster at decoder block 0 with
+    2 ablations per chunk than with 32, Score-CAM 1.8x and RISE 1.4x with 1-2 images per forward."""
+    if device.type != "cpu":
+        return default
+    return int(max(1, min(default, cpu_cache_bytes() // (live * max(1, item_bytes)))))
+
+
+def forward_chunk(x: torch.Tensor, given: Any, default: int = 32) -> int:
+    """Perturbed images per whole-model forward: ``given`` when set, else :func:`cache_chunk` with
+    about 16 floats per input pixel per image (a CNN's 64-channel stem at half resolution)."""
+    if given is not None:
+        return max(1, int(given))
+    return cache_chunk(x.device, 16 * x.shape[-2] * x.shape[-1] * x.element_size(), default)

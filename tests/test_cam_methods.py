@@ -131,14 +131,40 @@ def test_ablation_chunks_fit_the_cpu_cache(monkeypatch):
     (4 × the largest per-ablation intermediate) are sized to the last-level cache, never below 1."""
     from segxai_cli.model import unet_suffix
 
-    assert unet_suffix._cpu_cache_bytes() >= 2**20
+    from segxai_cli import device
+
+    assert device.cpu_cache_bytes() >= 2**20
     net = unet(decoder=(32, 16, 8, 8), depth=4)
     runner = unet_suffix.UnetSuffix(net, 0)
     A = torch.zeros(1, 32, 32, 32)  # block 0 feeding 64², 128², 256²: the last block's 8 × 256² floats are the largest
-    monkeypatch.setattr(unet_suffix, "_cached_cpu_cache_bytes", lambda: 32 * 2**20)
+    monkeypatch.setattr(device, "cpu_cache_bytes", lambda: 32 * 2**20)
     assert runner.chunk_size(A) == 32 * 2**20 // (4 * 4 * 8 * 256 * 256)
-    monkeypatch.setattr(unet_suffix, "_cached_cpu_cache_bytes", lambda: 2**20)
+    monkeypatch.setattr(device, "cpu_cache_bytes", lambda: 2**20)
     assert runner.chunk_size(A) == 1
+
+
+def test_whole_model_perturbation_chunks_fit_the_cpu_cache(monkeypatch):
+    """Score-CAM, RISE, occlusion and whole-model Ablation-CAM: an explicit chunk is kept; the default
+    is 32 off the CPU and, on a CPU, as many 256² images as keep ~16 floats per pixel ×4 in the cache."""
+    from segxai_cli import device
+
+    x = torch.zeros(4, 3, 256, 256)
+    monkeypatch.setattr(device, "cpu_cache_bytes", lambda: 32 * 2**20)
+    assert device.forward_chunk(x, 7) == 7
+    assert device.forward_chunk(x, None) == 32 * 2**20 // (4 * 16 * 256 * 256 * 4) == 2
+    assert device.forward_chunk(torch.zeros(1, 3, 32, 32), None) == 32  # never above the GPU default
+    assert device.cache_chunk(torch.device("cuda"), 2**40, 32) == 32
+    monkeypatch.setattr(device, "cpu_cache_bytes", lambda: 1)
+    assert device.forward_chunk(x, None) == 1
+
+
+def test_rise_and_scorecam_do_not_depend_on_the_chunk():
+    net, x = unet(), images(2, 32)
+    kw = dict(target_class=1, rise_masks=40, normalize=False)
+    a = explain_batch(net, x, "decoder.blocks.1", ["scorecam", "rise", "occlusion"], score_chunk=3, perturb_chunk=2, **kw)
+    b = explain_batch(net, x, "decoder.blocks.1", ["scorecam", "rise", "occlusion"], **kw)
+    for m in a:  # float summation order only: RISE's map is a difference of sums (values ~15 here)
+        torch.testing.assert_close(a[m], b[m], atol=1e-5 * float(b[m].abs().max()), rtol=1e-4, msg=m)
 
 
 # ----------------------------------------------------------------------------- Eigen-CAM sign

@@ -8,7 +8,7 @@ band's mean (the value a removed pixel takes), the same for every band.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Optional
 
 from segxai_cli.errors import UsageError
 
@@ -22,7 +22,7 @@ class BlackBoxOptions:
     occlusion_stride: int = 16  # patch step in pixels
     baseline: float = 0.0  # value of removed pixels, normalised space (0 = band mean)
     seed: int = 0  # RISE masks
-    chunk: int = 32  # perturbed images per model forward
+    chunk: Optional[int] = None  # perturbed images per model forward (None: 32 on a GPU, cache-sized on a CPU)
 
     def __post_init__(self) -> None:
         checks = (
@@ -32,7 +32,7 @@ class BlackBoxOptions:
             (self.occlusion_window >= 1, f"--occlusion-window {self.occlusion_window}: must be at least 1 pixel"),
             (1 <= self.occlusion_stride, f"--occlusion-stride {self.occlusion_stride}: must be at least 1 pixel"),
             (self.baseline == self.baseline and abs(self.baseline) < 1e6, f"--baseline {self.baseline}: expected a finite number"),
-            (self.chunk >= 1, f"perturbation chunk {self.chunk}: must be at least 1"),
+            (self.chunk is None or self.chunk >= 1, f"perturbation chunk {self.chunk}: must be at least 1"),
         )
         for ok, message in checks:
             if not ok:

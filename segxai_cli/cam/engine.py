@@ -52,9 +52,10 @@ def explain_batch(
     ``rise_seed``, ``occlusion_window``, ``occlusion_stride``, ``baseline``, ``perturb_chunk``:
     :mod:`segxai_cli.cam.blackbox`). ``region``: bool (B, H, W) pixels whose score is explained; None =
     predicted mask of ``target_class``. ``normalize=False`` keeps ReLU + resize only (for stitching).
-    Extra options: ``xres_pool`` (2), ``xres_mode`` ('avg'|'max'), ``score_chunk`` (32),
-    ``ablation_chunk`` (32), ``ablation_suffix`` (True: re-run only the decoder suffix where the
-    model family knows it), ``ablation_linear`` (True: and skip the next block's first conv by
+    Extra options: ``xres_pool`` (2), ``xres_mode`` ('avg'|'max'), ``score_chunk`` and
+    ``ablation_chunk`` (default, like ``perturb_chunk``: 32 on a GPU, sized to the last-level cache
+    on a CPU), ``ablation_suffix`` (True: re-run only the decoder suffix where the model family
+    knows it), ``ablation_linear`` (True: and skip the next block's first conv by
     linearity). ``autocast``: None, 'bf16' or 'fp16' (forward under torch.autocast; maps are
     float32). ``batch_chunk``: process the batch in slices of this many images (memory bound).
     ``valid``: bool (B, H, W) pixels that may be explained at all (not nodata, not padding); the

@@ -29,41 +29,17 @@ norm, bilinear upsampling, other kernel sizes) that block runs as the model's ow
 
 from __future__ import annotations
 
-import functools
-import glob
-import os
 from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segxai_cli.device import cache_chunk
 from segxai_cli.model.adapter import SuffixRunner
 
 ENC_KEY = "unet_encoder_features"
-_CHUNK_BYTES = {"cuda": 4 * 2**30}  # intermediates of one chunk of ablations (CPU: the last-level cache)
-_L3_FALLBACK = 32 * 2**20
-
-
-def _cpu_cache_bytes() -> int:
-    """The largest CPU cache (L3 on most machines), from sysfs; 32 MiB where it cannot be read.
-
-    Why: on a CPU the ablated suffix is memory-bound once its tensors leave the cache. Chunks of
-    2 ablations instead of 32 at a 256² tile (U-Net resnet34, 2-core EPYC, 32 MiB L3) ran Ablation-CAM
-    at decoder block 0 in 6.4 s instead of 11.4 s, at every block 1.4-2x faster."""
-    best = 0
-    for d in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*"):
-        try:
-            with open(os.path.join(d, "size")) as fh:
-                text = fh.read().strip().upper()
-        except OSError:
-            continue
-        mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-        try:
-            best = max(best, int(text.rstrip("KMG")) * mult)
-        except ValueError:
-            continue
-    return best or _L3_FALLBACK
+_GPU_CHUNK_BYTES = 4 * 2**30  # intermediates of one chunk of ablations on a GPU (CPU: the last-level cache)
 
 
 def _conv_bn(seq: nn.Module) -> Optional[tuple[nn.Conv2d, torch.Tensor, torch.Tensor]]:
@@ -267,8 +243,8 @@ class UnetSuffix(SuffixRunner):
         for blk in list(self.model.decoder.blocks)[self.n + 1:]:
             h, w = 2 * h, 2 * w
             elems.append(getattr(blk.conv2[0], "out_channels", A.shape[1]) * h * w)
-        budget = _CHUNK_BYTES[A.device.type] if A.device.type in _CHUNK_BYTES else _cached_cpu_cache_bytes()
-        return int(max(1, min(1024, budget // (4 * A.element_size() * max(elems)))))
+        item = 4 * A.element_size() * max(elems)  # bytes of one ablation's live tensors
+        if A.device.type == "cpu":
+            return cache_chunk(A.device, item, 1024, live=1)
+        return int(max(1, min(1024, _GPU_CHUNK_BYTES // item)))
 
-
-_cached_cpu_cache_bytes = functools.lru_cache(maxsize=1)(_cpu_cache_bytes)

@@ -25,6 +25,7 @@ import torch
 
 from segxai_cli.cam.context import CamContext
 from segxai_cli.cam.methods._channels import weighted_sum
+from segxai_cli.device import forward_chunk
 
 EPS = 1e-6
 
@@ -42,7 +43,8 @@ def ablation_scores(ctx: CamContext, i: int, values: Optional[torch.Tensor] = No
         v = 0 if values is None else values.to(A.dtype)[:, None, None, None]
         return ctx.y.float()[:, None] - (G * (A - v)).sum((2, 3))
     G_last = None if dot is None else dot[0].permute(0, 2, 3, 1).contiguous()  # channels-last, as the fast path's f
-    chunk = max(1, int(ctx.opts.get("ablation_chunk") or (suffix.chunk_size(A) if suffix is not None else 32)))
+    chunk = max(1, int(ctx.opts.get("ablation_chunk") or (suffix.chunk_size(A) if suffix is not None
+                                                          else forward_chunk(ctx.images, None))))
     # a channel already equal to its ablated value everywhere (a dead ReLU channel: 4 % at a random
     # U-Net's decoder block 0, more in trained ones) leaves the score as it is: y_k = y, no re-run
     v = 0 if values is None else values.to(A.dtype)[:, None, None, None]

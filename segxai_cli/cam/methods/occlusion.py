@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from segxai_cli.cam.context import CamContext
+from segxai_cli.device import forward_chunk
 
 
 def positions(length: int, window: int, stride: int) -> list[int]:
@@ -36,7 +37,7 @@ def occlusion_map(ctx: CamContext) -> torch.Tensor:
     xs = torch.tensor(positions(W, ww, stride), device=dev)
     py, px = ys.repeat_interleave(len(xs)), xs.repeat(len(ys))
     r, c = torch.arange(H, device=dev), torch.arange(W, device=dev)
-    per = max(1, int(o.get("perturb_chunk", 32)) // B)
+    per = max(1, forward_chunk(x, o.get("perturb_chunk")) // B)
     attr = torch.zeros(B, H, W, device=dev)
     count = torch.zeros(H, W, device=dev)
     y0 = ctx.y.float()

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from segxai_cli.cam.context import CamContext
+from segxai_cli.device import forward_chunk
 
 
 def draw(n: int, cells: int, p: float, size: tuple[int, int], gen: torch.Generator,
@@ -53,7 +54,7 @@ def compute(ctx: CamContext) -> torch.Tensor:
     B, _, H, W = x.shape
     N, cells, p = int(o.get("rise_masks", 2000)), int(o.get("rise_cells", 8)), float(o.get("rise_p", 0.5))
     baseline = float(o.get("baseline", 0.0))
-    per = max(1, int(o.get("perturb_chunk", 32)) // B)
+    per = max(1, forward_chunk(x, o.get("perturb_chunk")) // B)
     gen = torch.Generator(device=x.device).manual_seed(int(o.get("rise_seed", 0)))
     grid, dy, dx = draw(N, cells, p, (H, W), gen, x.device)
     weighted = torch.zeros(B, H, W, device=x.device)

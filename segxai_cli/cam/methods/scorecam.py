@@ -11,8 +11,9 @@ on the bundled model). The mean is the scale of one pixel's logit, as in the cla
 Score-CAM was made for, and does not depend on the region's size. Each image reports
 ``effective_channels`` = exp(entropy of w) in the notes.
 
-The masked inputs of every pair are flattened and run in chunks of ``score_chunk`` (32) under
-no_grad on the device. Channels whose activation is constant give an all-zero mask, i.e. the same
+The masked inputs of every pair are flattened and run in chunks of ``score_chunk`` (default: 32 on
+a GPU, sized to the last-level cache on a CPU: :func:`segxai_cli.device.forward_chunk`) under no_grad
+on the device. Channels whose activation is constant give an all-zero mask, i.e. the same
 all-zero input for every such channel: that input is evaluated once and its score reused.
 """
 
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from segxai_cli.cam.context import CamContext
 from segxai_cli.cam.methods._channels import weighted_sum
+from segxai_cli.device import forward_chunk
 
 
 @torch.no_grad()
@@ -31,7 +33,7 @@ def channel_scores(ctx: CamContext, i: int, mean: bool) -> torch.Tensor:
     A, x = ctx.acts[i], ctx.images
     B, K = A.shape[:2]
     H, W = x.shape[-2:]
-    chunk = int(ctx.opts.get("score_chunk", 32))
+    chunk = forward_chunk(x, ctx.opts.get("score_chunk"))
     flat = A.flatten(2)
     const = flat.amax(2) == flat.amin(2)  # (B, K)
     scores = torch.zeros(B, K, device=A.device, dtype=torch.float32)

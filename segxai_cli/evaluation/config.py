@@ -104,7 +104,7 @@ class StudyConfig:
     batch_size: int = 4
     chunk: int = 16
     use_probs: bool = False
-    score_chunk: int = 64
+    score_chunk: int | None = None  # Score-CAM forwards per chunk (None: cache-sized on a CPU, 32 on a GPU)
     blackbox: BlackBoxOptions = field(default_factory=BlackBoxOptions)  # rise / occlusion (seed: ``seed``)
 
     def validate(self) -> "StudyConfig":

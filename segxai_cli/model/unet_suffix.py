@@ -243,8 +243,8 @@ class UnetSuffix(SuffixRunner):
         for blk in list(self.model.decoder.blocks)[self.n + 1:]:
             h, w = 2 * h, 2 * w
             elems.append(getattr(blk.conv2[0], "out_channels", A.shape[1]) * h * w)
-        item = 4 * A.element_size() * max(elems)  # bytes of one ablation's live tensors
+        item = A.element_size() * max(elems)  # bytes of one ablation's largest tensor (4 live per chunk)
         if A.device.type == "cpu":
-            return cache_chunk(A.device, item, 1024, live=1)
-        return int(max(1, min(1024, _GPU_CHUNK_BYTES // item)))
+            return cache_chunk(A.device, item, 1024)
+        return int(max(1, min(1024, _GPU_CHUNK_BYTES // (4 * item))))
 

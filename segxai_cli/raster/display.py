@@ -80,8 +80,8 @@ def cumulative_cut(data: np.ndarray, valid: np.ndarray, cut: tuple[float, float]
 
 def to_rgb8(data: np.ndarray, valid: np.ndarray, cuts: Sequence[tuple[float, float]]) -> np.ndarray:
     """(h, w, 3) uint8 from 1 or 3+ bands stretched linearly between each band's (lo, hi)."""
-    with np.errstate(invalid="ignore"):  # NaN/Inf only where ~valid, painted over below
-        chans = [np.nan_to_num(np.clip((b - lo) / (hi - lo), 0, 1), nan=0.0) for b, (lo, hi) in zip(data[:3], cuts)]
+    # NaN only where ~valid (painted over below); made 0 so the uint8 cast is defined
+    chans = [np.nan_to_num(np.clip((b - lo) / (hi - lo), 0, 1), nan=0.0) for b, (lo, hi) in zip(data[:3], cuts)]
     if len(chans) < 3:
         chans = [chans[0]] * 3
     rgb = (np.stack(chans, -1) * 255 + 0.5).astype(np.uint8)

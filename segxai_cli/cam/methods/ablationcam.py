@@ -34,21 +34,20 @@ EPS = 1e-6
 def ablation_scores(ctx: CamContext, i: int, values: Optional[torch.Tensor] = None) -> torch.Tensor:
     """y_k (B, K): the target score with channel k of image b set to ``values[b]`` (default 0)."""
     A = ctx.acts[i]
-    B, K = A.shape[:2]
+    K = A.shape[1]
     suffix = ctx.adapter.suffix(ctx.refs[i]) if ctx.opts.get("ablation_suffix", True) else None
     fast = bool(ctx.opts.get("ablation_linear", True))
     dot = _score_gradient(ctx, suffix, A) if suffix is not None and fast and suffix.head_linear and not ctx.use_probs else None
+    v = 0 if values is None else values.to(A.dtype)[:, None, None, None]
     if dot is not None and suffix.last:  # A feeds the (affine) head: y_k = y - <G_k, A_k - v>, all at once
-        G, _ = dot
-        v = 0 if values is None else values.to(A.dtype)[:, None, None, None]
-        return ctx.y.float()[:, None] - (G * (A - v)).sum((2, 3))
+        return ctx.y.float()[:, None] - (dot[0] * (A - v)).sum((2, 3))
     G_last = None if dot is None else dot[0].permute(0, 2, 3, 1).contiguous()  # channels-last, as the fast path's f
     chunk = max(1, int(ctx.opts.get("ablation_chunk") or (suffix.chunk_size(A) if suffix is not None
                                                           else forward_chunk(ctx.images, None))))
     # a channel already equal to its ablated value everywhere (a dead ReLU channel: 4 % at a random
     # U-Net's decoder block 0, more in trained ones) leaves the score as it is: y_k = y, no re-run
-    v = 0 if values is None else values.to(A.dtype)[:, None, None, None]
-    bi, ki = (A != v).flatten(2).any(-1).nonzero(as_tuple=True)  # the pairs to re-run (one host sync)
+    todo = (A != v).flatten(2).any(-1).cpu()  # (B, K): the pairs to re-run; the one host sync
+    bi, ki = (t.to(A.device) for t in todo.nonzero(as_tuple=True))
     yk = ctx.y.float()[:, None].repeat(1, K)
     if suffix is None:  # whole-model re-runs, chunks across images
         for s in range(0, bi.numel(), chunk):
@@ -56,16 +55,13 @@ def ablation_scores(ctx: CamContext, i: int, values: Optional[torch.Tensor] = No
             yk[b, k] = ctx.scores(_ablated_forward(ctx, i, b, k, None if values is None else values[b]),
                                   ctx.region[b]).float()
         return yk
-    counts = torch.bincount(bi, minlength=B).tolist()
-    starts = [0] + torch.tensor(counts).cumsum(0).tolist()
-    for img in range(B):  # suffix re-runs, image by image: its cached tensors broadcast
-        kimg = ki[starts[img]:starts[img + 1]]
+    for img, kimg in enumerate(ki.split(todo.sum(1).tolist())):  # suffix re-runs, image by image: its cached tensors broadcast
         for s in range(0, kimg.numel(), chunk):
             k = kimg[s:s + chunk]
             b = torch.full_like(k, img)
-            v = None if values is None else values[b]
             with ctx.amp():
-                f = suffix.features(ctx.cache, A, b, k, values=v, fast=fast, image=img)
+                f = suffix.features(ctx.cache, A, b, k, values=None if values is None else values[b], fast=fast,
+                                    image=img)
                 if dot is not None:
                     # <f, G> in f's channels-last order: a view, not a copy of every ablated output
                     yk[img, k] = f.float().permute(0, 2, 3, 1).reshape(f.shape[0], -1) @ G_last[img].flatten() \
